@@ -1,0 +1,134 @@
+/* The engine's clock, scheduler and graph: batches fall due once each, in
+ * order, none skipped; graphs are validated and remember what windows need. */
+#include "dstream/engine.h"
+#include "dstream/error.h"
+#include "harness.h"
+
+static void test_manual_clock_runs_each_batch_once(void) {
+  ds_engine_t e;
+  int64_t t;
+  CHECK_EQ_INT(ds_engine_init(&e, 1000, 1), 0);
+  CHECK_EQ_INT(ds_engine_due(&e, &t), 0); /* not started */
+  CHECK_EQ_INT(ds_engine_start(&e), 0);
+  CHECK_EQ_INT(ds_engine_start(&e), DS_ESTATE);
+  CHECK_EQ_INT(ds_engine_due(&e, &t), 0);
+  CHECK_EQ_INT(ds_engine_wait_ms(&e), 1000);
+  CHECK_EQ_INT(ds_engine_advance(&e, 3500), 0);
+  CHECK_EQ_INT(ds_engine_run(&e, 0), 0);
+  CHECK(ds_engine_due(&e, &t) == 1 && t == 1000);
+  CHECK(ds_engine_due(&e, &t) == 1 && t == 2000);
+  CHECK(ds_engine_due(&e, &t) == 1 && t == 3000);
+  CHECK_EQ_INT(ds_engine_due(&e, &t), 0);
+  CHECK_EQ_INT(ds_engine_wait_ms(&e), 500);
+  CHECK_EQ_INT(ds_engine_advance(&e, 100), DS_ERANGE);
+  CHECK_EQ_INT(ds_engine_close(&e), 0);
+  CHECK_EQ_INT(ds_engine_close(&e), 0);
+}
+
+static void test_system_clock_waits_for_the_next_batch(void) {
+  ds_engine_t e;
+  int64_t t, before;
+  CHECK_EQ_INT(ds_engine_init(&e, 5, 0), 0);
+  CHECK_EQ_INT(ds_engine_advance(&e, 10), DS_ESTATE);
+  ds_engine_start(&e);
+  before = ds_clock_now(&e.clock);
+  while (!ds_engine_due(&e, &t))
+    ds_engine_run(&e, ds_engine_wait_ms(&e));
+  CHECK(t % 5 == 0);
+  CHECK(t > before - 5);
+  CHECK(ds_clock_now(&e.clock) >= t);
+  CHECK_EQ_INT(ds_engine_close(&e), 0);
+}
+
+static void test_rejects_a_non_positive_interval(void) {
+  ds_engine_t e;
+  CHECK_EQ_INT(ds_engine_init(&e, 0, 1), DS_EINVAL);
+  CHECK_EQ_INT(ds_engine_init(&e, -5, 1), DS_EINVAL);
+}
+
+static void test_batch_info_delays(void) {
+  ds_sched_t s;
+  ds_batch_info_t *b;
+  CHECK_EQ_INT(ds_sched_init(&s, 100, 0), 0);
+  b = ds_sched_submit(&s, 100, 100, 42);
+  CHECK_EQ_INT(ds_batch_scheduling_delay(b), -1);
+  b->processing_start = 130;
+  b->processing_end = 180;
+  CHECK_EQ_INT(ds_batch_scheduling_delay(b), 30);
+  CHECK_EQ_INT(ds_batch_processing_delay(b), 50);
+  CHECK_EQ_INT(ds_batch_total_delay(b), 80);
+  CHECK(ds_sched_info(&s, 100) == b);
+  CHECK(ds_sched_info(&s, 200) == NULL);
+  ds_sched_submit(&s, 100 + 100 * DS_SCHED_HISTORY, 0, 1);
+  CHECK(ds_sched_info(&s, 100) == NULL);
+}
+
+static void test_graph_needs_an_output(void) {
+  ds_graph_t g;
+  int bad, src;
+  ds_graph_init(&g, 1000);
+  src = ds_graph_add(&g, NULL, 0, 1000, 0, DS_NODE_INPUT);
+  CHECK_EQ_INT(src, 0);
+  CHECK_EQ_INT(ds_graph_validate(&g, &bad), DS_ENOOUTPUT);
+  ds_graph_close(&g);
+}
+
+static void test_graph_rejects_non_multiples(void) {
+  ds_graph_t g;
+  int bad, src, win;
+  ds_graph_init(&g, 1000);
+  src = ds_graph_add(&g, NULL, 0, 1000, 0, DS_NODE_INPUT);
+  win = ds_graph_add(&g, &src, 1, 1500, 3000, 0);
+  ds_graph_add(&g, &win, 1, 1500, 0, DS_NODE_OUTPUT);
+  CHECK_EQ_INT(ds_graph_validate(&g, &bad), DS_ENOTMULTIPLE);
+  CHECK_EQ_INT(bad, 1);
+  CHECK_EQ_INT(ds_graph_add(&g, (int[]){7}, 1, 1000, 0, 0), DS_EINVAL);
+  ds_graph_close(&g);
+}
+
+static void test_graph_remembers_what_windows_need(void) {
+  ds_graph_t g;
+  int bad, src, mapped, win, out;
+  ds_graph_init(&g, 1000);
+  src = ds_graph_add(&g, NULL, 0, 1000, 0, DS_NODE_INPUT);
+  mapped = ds_graph_add(&g, &src, 1, 1000, 0, 0);
+  win = ds_graph_add(&g, &mapped, 1, 2000, 6000, 0);
+  out = ds_graph_add(&g, &win, 1, 2000, 0, DS_NODE_OUTPUT);
+  CHECK_EQ_INT(ds_graph_validate(&g, &bad), 0);
+  CHECK_EQ_INT(g.nodes[out].remember_ms, 2000);
+  CHECK_EQ_INT(g.nodes[win].remember_ms, 2000);
+  CHECK_EQ_INT(g.nodes[mapped].remember_ms, 8000);
+  CHECK_EQ_INT(g.nodes[src].remember_ms, 8000);
+  CHECK(ds_graph_produces(&g, win, 4000));
+  CHECK(!ds_graph_produces(&g, win, 3000));
+  CHECK(ds_graph_produces(&g, src, 3000));
+  ds_graph_close(&g);
+}
+
+static void test_graph_add_fails_cleanly_without_memory(void) {
+  ds_graph_t g;
+  int src;
+  ds_graph_init(&g, 1000);
+  ds_test_fail_after(1);
+  CHECK_EQ_INT(ds_graph_add(&g, NULL, 0, 1000, 0, 0), DS_ENOMEM);
+  ds_test_fail_after(0);
+  src = ds_graph_add(&g, NULL, 0, 1000, 0, 0);
+  ds_test_fail_after(1);
+  CHECK_EQ_INT(ds_graph_add(&g, &src, 1, 1000, 0, 0), DS_ENOMEM);
+  ds_test_fail_after(0);
+  CHECK_EQ_INT(g.n, 1);
+  ds_graph_close(&g);
+}
+
+int main(void) {
+  ds_test_begin();
+  test_manual_clock_runs_each_batch_once();
+  test_system_clock_waits_for_the_next_batch();
+  test_rejects_a_non_positive_interval();
+  test_batch_info_delays();
+  test_graph_needs_an_output();
+  test_graph_rejects_non_multiples();
+  test_graph_remembers_what_windows_need();
+  test_graph_add_fails_cleanly_without_memory();
+  return ds_test_end("test_engine");
+}

@@ -1,0 +1,501 @@
+--- StreamingContext: one graph, one clock, one engine, and the driver loop.
+---
+--- The driver pumps the C engine: run libuv for at most the time until the
+--- next batch (or the next receiver poll), then run every batch that has
+--- fallen due: take each source's data for that time, run every output
+--- operation's job, tell the listeners. C never calls Lua; errors raised by
+--- user code are caught per job, named (operator, stream, batch time, user
+--- traceback) and re-raised from advance() / awaitTermination*().
+local core = require "dstream.core"
+local util = require "dstream.util"
+local stage = require "dstream.stage"
+local RDD = require "dstream.rdd"
+local DStream = require "dstream.stream"
+local sources = require "dstream.sources"
+local sinks = require "dstream.sinks"
+
+local Context = {}
+Context.__index = Context
+
+local sformat = string.format
+
+local OPTIONS = {
+    batchInterval = true, clock = true, blockInterval = true, checkpoint = true,
+    backpressure = true, initialRate = true, maxRate = true, wal = true, ui = true, name = true,
+}
+
+local contexts_made = 0
+
+--- StreamingContext{batchInterval = s, clock = "system"|"manual", ...}
+function Context.new(opts)
+    if type(opts) ~= "table" then
+        error("StreamingContext: expects a table of options, e.g. StreamingContext{batchInterval = 1}", 2)
+    end
+    util.check_options("StreamingContext", opts, OPTIONS, 2)
+    if opts.batchInterval == nil then
+        error("StreamingContext: batchInterval (seconds) is required", 2)
+    end
+    local batch_ms = util.duration_ms("StreamingContext: batchInterval", opts.batchInterval, 2)
+    local clock = opts.clock or "system"
+    if clock ~= "system" and clock ~= "manual" then
+        error(sformat("StreamingContext: clock must be \"system\" or \"manual\", got %s", tostring(clock)), 2)
+    end
+    local block_ms = batch_ms
+    if opts.blockInterval ~= nil then
+        block_ms = math.min(util.duration_ms("StreamingContext: blockInterval", opts.blockInterval, 2), batch_ms)
+    elseif batch_ms > 200 then
+        block_ms = 200
+    end
+    if opts.maxRate ~= nil and (type(opts.maxRate) ~= "number" or opts.maxRate <= 0) then
+        error("StreamingContext: maxRate must be a positive number of records per second", 2)
+    end
+    for _, unsupported in ipairs({"backpressure", "wal"}) do
+        if opts[unsupported] then
+            error(sformat("StreamingContext: %s is not available in this version of dstream", unsupported), 2)
+        end
+    end
+    if opts.ui ~= nil then
+        error("StreamingContext: ui (the status page) is not available in this version of dstream", 2)
+    end
+    if opts.name ~= nil and type(opts.name) ~= "string" then
+        error("StreamingContext: name must be a string", 2)
+    end
+    local engine = assert(core.engine_new{batch = batch_ms, manual = clock == "manual"})
+    contexts_made = contexts_made + 1
+    local ctx = setmetatable({
+        engine = engine, batch_ms = batch_ms, block_ms = block_ms, clock = clock,
+        name = opts.name or "dstream", max_rate = opts.maxRate,
+        streams = {}, inputs = {}, outputs = {}, listeners = {},
+        state = "initialized", checkpoint_dir = nil, static_count = 0,
+    }, Context)
+    if opts.checkpoint ~= nil then ctx:checkpoint(opts.checkpoint) end
+    return ctx
+end
+
+function Context:__tostring()
+    return sformat("StreamingContext(%s: batch %s, %s clock, %d stream%s, %d output%s, %s)",
+        self.name, util.show_ms(self.batch_ms), self.clock, #self.streams - #self.outputs,
+        #self.streams - #self.outputs == 1 and "" or "s", #self.outputs, #self.outputs == 1 and "" or "s",
+        self.state)
+end
+
+function Context:_check_building(op)
+    if self.state ~= "initialized" then
+        error(sformat("%s: cannot add to the graph of a context that is %s (build the whole graph before start())",
+            op, self.state), 4)
+    end
+end
+
+-- Sources and sinks are defined in their own modules; the context forwards.
+
+--- queueStream(queue, oneAtATime = true, default)
+function Context:queueStream(queue, oneAtATime, default)
+    return sources.queueStream(self, queue, oneAtATime, default)
+end
+--- socketTextStream(host, port, opts)
+function Context:socketTextStream(host, port, opts)
+    return sources.socketTextStream(self, host, port, opts)
+end
+--- textFileStream(dir, opts)
+function Context:textFileStream(dir, opts)
+    return sources.textFileStream(self, dir, opts)
+end
+--- receiverStream(r)
+function Context:receiverStream(r)
+    return sources.receiverStream(self, r)
+end
+--- objectFile(path): the RDD written by saveAsObjectFiles into path
+function Context:objectFile(path)
+    return sinks.objectFile(path)
+end
+
+--- union(streams): the records of every stream of the array.
+function Context:union(streams)
+    util.check_table("union", 1, "streams", streams, 2)
+    if #streams == 0 then error("union: needs at least one stream", 2) end
+    return DStream.new(self, {kind = "union", parents = streams, pairs = streams[1].pairs,
+        _compute = function(s, t)
+            local rdds = {}
+            for i, p in ipairs(s.parents) do
+                local r = p:_rdd(t)
+                if r == nil then return nil end
+                rdds[i] = r
+            end
+            return RDD.concat(rdds, t, s:_rdd_id(t))
+        end})
+end
+
+--- transform(streams, fn(rdds, timeMs)): an RDD built from one batch of each stream.
+function Context:transform(streams, fn, kind)
+    util.check_table("transform", 1, "streams", streams, 2)
+    util.check_function("transform", 2, "fn", fn, 2)
+    return DStream.new(self, {kind = kind or "transform", parents = streams, _compute = function(s, t)
+        local rdds = {}
+        for i, p in ipairs(s.parents) do
+            local r = p:_rdd(t)
+            if r == nil then return nil end
+            rdds[i] = r
+        end
+        local out = fn(rdds, t)
+        if not RDD.is(out) then
+            error(setmetatable({cause = "function must return an RDD, got " .. type(out)}, stage.Failure), 0)
+        end
+        return out
+    end})
+end
+
+--- parallelize(array): a static RDD of values.
+function Context:parallelize(array)
+    util.check_table("parallelize", 1, "array", array, 2)
+    self.static_count = self.static_count + 1
+    return RDD.from_array(array, nil, "parallelize#" .. self.static_count)
+end
+
+--- parallelizePairs(t): a static pair RDD from {k = v} or {{k, v}, ...}.
+function Context:parallelizePairs(t)
+    util.check_table("parallelizePairs", 1, "t", t, 2)
+    local ks, vs, n = {}, {}, 0
+    if #t > 0 then
+        for i = 1, #t do
+            local kv = t[i]
+            if type(kv) ~= "table" or kv[1] == nil or kv[2] == nil then
+                error(sformat("parallelizePairs: element %d must be a {key, value} pair", i), 2)
+            end
+            n = n + 1
+            ks[n], vs[n] = kv[1], kv[2]
+        end
+        for k in pairs(t) do
+            if type(k) ~= "number" then
+                error("parallelizePairs: mixes an array of {key, value} pairs with named keys", 2)
+            end
+        end
+    else
+        local keys = {}
+        for k in pairs(t) do keys[#keys + 1] = k end
+        table.sort(keys, function(a, b)
+            if type(a) == type(b) and type(a) ~= "boolean" then return a < b end
+            return tostring(a) < tostring(b)
+        end)
+        for _, k in ipairs(keys) do
+            n = n + 1
+            ks[n], vs[n] = k, t[k]
+        end
+    end
+    self.static_count = self.static_count + 1
+    return RDD.new(n, ks, vs, {n}, nil, "parallelizePairs#" .. self.static_count)
+end
+
+--- addStreamingListener(l): l.onBatchSubmitted / onBatchStarted / onBatchCompleted / onReceiverError.
+function Context:addStreamingListener(l)
+    util.check_table("addStreamingListener", 1, "listener", l, 2)
+    self.listeners[#self.listeners + 1] = l
+end
+
+--- remember(s): keep generated batches at least s seconds.
+function Context:remember(s)
+    local ms = util.duration_ms("remember: duration", s, 2)
+    self:_check_building("remember")
+    self.engine:set_min_remember(ms)
+end
+
+--- checkpoint(dir): set the checkpoint directory.
+function Context:checkpoint(dir)
+    if type(dir) ~= "string" or dir == "" then
+        error("checkpoint: argument #1 (dir) must be a non-empty string", 2)
+    end
+    local ok, err = core.fs_mkdirs(dir)
+    if not ok then error("checkpoint: " .. err, 2) end
+    self.checkpoint_dir = dir
+end
+
+-- Listeners and receiver errors --------------------------------------------
+
+function Context:_notify(event, arg)
+    for _, l in ipairs(self.listeners) do
+        local f = l[event]
+        if f ~= nil then
+            local ok, err = xpcall(f, debug.traceback, arg)
+            if not ok then
+                io.stderr:write(sformat("dstream: listener %s raised: %s\n", event, tostring(err)))
+            end
+        end
+    end
+end
+
+function Context:_receiver_error(source, message, time)
+    local err = {source = source, message = message, time = time or self.engine:now()}
+    self.receiver_errors = (self.receiver_errors or 0) + 1
+    local heard = false
+    for _, l in ipairs(self.listeners) do
+        if l.onReceiverError then heard = true end
+    end
+    if heard then
+        self:_notify("onReceiverError", err)
+    else
+        io.stderr:write(sformat("dstream: %s: %s\n", source, message))
+    end
+end
+
+function Context:_poll_max(default)
+    if self.max_rate then
+        return math.max(1, math.floor(self.max_rate * self.block_ms / 1000))
+    end
+    return default
+end
+
+-- Start ---------------------------------------------------------------------
+
+local function graph_error(self, msg, name, bad)
+    if name == "ENOOUTPUT" then
+        return "start: the graph has no output operation: register one (print, foreachRDD, saveAsTextFiles, "
+            .. "saveAsObjectFiles, collectBatches) before start()"
+    end
+    local s = bad and self.streams[bad + 1]
+    if name == "ENOTMULTIPLE" and s then
+        return sformat("start: %s (%s): its slide %s%s is not a multiple of the batch interval %s",
+            s:label(), tostring(s), util.show_ms(s.slide_ms),
+            s.window_ms and (" or window " .. util.show_ms(s.window_ms)) or "", util.show_ms(self.batch_ms))
+    end
+    return "start: " .. msg
+end
+
+--- start(): validate the graph, start the receivers and the batch timer.
+function Context:start()
+    if self.state == "active" then error("start: the context is already started", 2) end
+    if self.state == "stopped" then
+        error("start: a stopped context cannot be restarted; make a new StreamingContext", 2)
+    end
+    local ok, msg, name, bad = self.engine:graph_validate()
+    if not ok then error(graph_error(self, msg, name, bad), 2) end
+    for _, s in ipairs(self.streams) do s.remember_ms = self.engine:remember(s.id) end
+    for _, s in ipairs(self.inputs) do
+        if s.start then
+            local started, err = pcall(s.start)
+            if not started then
+                for _, other in ipairs(self.inputs) do
+                    if other.stop then pcall(other.stop) end
+                    if other.close then pcall(other.close) end
+                end
+                self:_close_engine()
+                self.state = "stopped"
+                error("start: " .. tostring(err), 2)
+            end
+        end
+    end
+    assert(self.engine:start())
+    self.state = "active"
+    self.next_poll = 0
+end
+
+-- Batches -------------------------------------------------------------------
+
+local function job_handler(ctx, t, job)
+    return function(e)
+        if getmetatable(e) == util.BatchError then return e end
+        local current = ctx._current
+        local op_name, stream = job.kind, job
+        local cause = e
+        if type(e) == "table" and getmetatable(e) == stage.Failure then
+            cause = e.cause
+            if e.stage_op and e.stage_op.stream then stream = e.stage_op.stream end
+            if stream == job and current then stream = current end
+            op_name = stream.kind
+        else
+            local op = stage.failing_op(3)
+            if op and op.stream then
+                stream = op.stream
+                op_name = stream.kind
+            elseif op then
+                op_name = "rdd." .. op.kind .. " in " .. job.kind
+            elseif current then
+                stream = current
+                op_name = current.kind
+            end
+        end
+        return util.batch_error{op = op_name, stream_name = stream._name or stream:label(), site = stream.site,
+            time = t, cause = cause, traceback = debug.traceback("user traceback:", 2)}
+    end
+end
+
+--- Run the batch at time t; returns the first error raised by a job, if any.
+function Context:_run_batch(t)
+    self.in_batch = true
+    local n = 0
+    local first_err
+    for _, s in ipairs(self.inputs) do
+        if s.poll then s.poll() end
+        local ok, r = xpcall(s.take, job_handler(self, t, s), s, t)
+        if ok then
+            s.generated[t] = r
+            n = n + r.n
+        else
+            s.generated[t] = RDD.empty(t, s:_rdd_id(t))
+            first_err = first_err or r
+        end
+    end
+    self:_notify("onBatchSubmitted", self.engine:submit(t, n))
+    self:_notify("onBatchStarted", self.engine:started(t))
+    for _, out in ipairs(self.outputs) do
+        if t % out.slide_ms == 0 then
+            self._current = nil
+            local ok, err = xpcall(out.run, job_handler(self, t, out), t)
+            if not ok then first_err = first_err or err end
+        end
+    end
+    self._current = nil
+    self:_notify("onBatchCompleted", self.engine:completed(t, first_err ~= nil))
+    for _, s in ipairs(self.streams) do s:_forget(t) end
+    self.last_batch = t
+    self.in_batch = false
+    return first_err
+end
+
+-- Run what is due now; raise the first failed batch's error.
+function Context:_run_due()
+    while self.state == "active" do
+        local t = self.engine:due()
+        if not t then return end
+        local err = self:_run_batch(t)
+        if err then error(err.message, 0) end
+        if self.stop_requested then return end
+    end
+end
+
+function Context:_pump(timeout_ms)
+    local engine = self.engine
+    engine:run(timeout_ms)
+    for _, s in ipairs(self.inputs) do
+        if s.drain_errors then s.drain_errors(function(...) self:_receiver_error(...) end) end
+    end
+    local now = engine:now()
+    if now >= self.next_poll then
+        for _, s in ipairs(self.inputs) do
+            if s.poll then s.poll() end
+        end
+        self.next_poll = now + self.block_ms
+    end
+end
+
+--- advance(n = 1): manual clock only; run every batch that falls due in n intervals.
+function Context:advance(n)
+    if n == nil then n = 1 end
+    if type(n) ~= "number" or n < 0 or n ~= math.floor(n) then
+        error("advance: argument #1 must be a whole number of batch intervals >= 0", 2)
+    end
+    if self.clock ~= "manual" then
+        error("advance: only a context with clock = \"manual\" can be advanced by hand", 2)
+    end
+    if self.state ~= "active" then
+        error(sformat("advance: the context is %s; call start() first", self.state), 2)
+    end
+    for _ = 1, n do
+        self:_pump(0)
+        assert(self.engine:advance_to(self.engine:next_batch()))
+        self:_run_due()
+        if self.stop_requested then
+            self:_finish_stop()
+            return
+        end
+    end
+end
+
+-- Run the loop until stopped or until the deadline (ms since the epoch).
+function Context:_loop(deadline, caller)
+    if self.state == "initialized" then
+        error(caller .. ": the context has not been started; call start() first", 3)
+    end
+    if self.clock == "manual" and self.state == "active" then
+        error(caller .. ": a manual clock never moves by itself; use advance(n)", 3)
+    end
+    while self.state == "active" do
+        local wait = math.min(self.engine:wait_ms(), self.block_ms)
+        if deadline then
+            local left = deadline - self.engine:now()
+            if left <= 0 then return false end
+            wait = math.min(wait, left)
+        end
+        self:_pump(math.max(wait, 1))
+        self:_run_due()
+        if self.stop_requested then self:_finish_stop() end
+    end
+    return true
+end
+
+--- awaitTermination(): run until stop(); re-raises the error of a failed batch.
+function Context:awaitTermination()
+    self:_loop(nil, "awaitTermination")
+end
+
+--- awaitTerminationOrTimeout(s): the same for at most s seconds; true if stopped.
+function Context:awaitTerminationOrTimeout(s)
+    if type(s) ~= "number" or s < 0 then
+        error("awaitTerminationOrTimeout: argument #1 must be a number of seconds >= 0", 2)
+    end
+    if self.state == "stopped" then return true end
+    if self.state ~= "active" then return self:_loop(0, "awaitTerminationOrTimeout") end
+    return self:_loop(self.engine:now() + s * 1000, "awaitTerminationOrTimeout")
+end
+
+-- Stop ----------------------------------------------------------------------
+
+function Context:_close_engine()
+    for _, s in ipairs(self.inputs) do
+        if s.close then s.close() end
+    end
+    for _ = 1, 1000 do
+        local all = true
+        for _, s in ipairs(self.inputs) do
+            if s.closed and not s.closed() then all = false end
+        end
+        if all and self.engine:close() then return end
+        self.engine:run(0)
+    end
+end
+
+function Context:_finish_stop()
+    local graceful = self.stop_graceful
+    self.stop_requested = false
+    local has_receivers = false
+    for _, s in ipairs(self.inputs) do
+        if s.stop then s.stop() end
+        if s.receiver then has_receivers = true end
+    end
+    local err
+    if graceful and has_receivers and self.state == "active" then
+        -- Finish the data already received: it all goes into one more batch.
+        self.engine:run(0)
+        if self.clock == "manual" then
+            assert(self.engine:advance_to(self.engine:next_batch()))
+        else
+            while self.engine:wait_ms() > 0 do self.engine:run(self.engine:wait_ms()) end
+        end
+        local t = self.engine:due()
+        if t then err = self:_run_batch(t) end
+    end
+    self.state = "stopped"
+    self:_close_engine()
+    if err then error(err.message, 0) end
+end
+
+--- stop{graceful = false}: stop; graceful first finishes the data already received.
+function Context:stop(opts)
+    local graceful = false
+    if opts ~= nil then
+        util.check_options("stop", opts, {graceful = true, stopSparkContext = true}, 2)
+        graceful = opts.graceful and true or false
+    end
+    if self.state == "stopped" then return end
+    if self.state == "initialized" then
+        self.state = "stopped"
+        self:_close_engine()
+        return
+    end
+    self.stop_graceful = graceful
+    if self.in_batch then
+        self.stop_requested = true -- called from a job: stop once the batch is done
+        return
+    end
+    self:_finish_stop()
+end
+
+return Context

@@ -1,0 +1,371 @@
+--- DStream: the template of the batches a stream produces over time.
+---
+--- Every operation returns a new DStream and runs nothing; each DStream is a
+--- node of the context's graph (in the C engine, for validation and remember
+--- durations) and knows how to compute its RDD for a batch time.
+---
+--- FUSION: a narrow stream whose only consumer is another narrow stream is
+--- never computed on its own: the consumer's stage runs the whole chain in one
+--- generated loop (see stage.lua). A narrow stream with several consumers, or
+--- cached, is computed once per batch and kept for its consumers.
+local stage = require "dstream.stage"
+local RDD = require "dstream.rdd"
+local util = require "dstream.util"
+
+local DStream = {}
+DStream.__index = DStream
+
+local sformat = string.format
+
+--- A new stream of ctx (internal): fields name the kind, label, parents, shape.
+function DStream.new(ctx, fields)
+    ctx:_check_building(fields.kind)
+    local s = setmetatable(fields, DStream)
+    s.ctx = ctx
+    s.site = s.site or util.caller_site(4)
+    s.generated = {}
+    s.consumers = 0
+    local pids, parent_slide = {}, nil
+    for i, p in ipairs(s.parents) do
+        if getmetatable(p) ~= DStream then
+            error(sformat("%s: argument must be a DStream, got %s", s.kind, type(p)), 4)
+        end
+        if p.ctx ~= ctx then
+            error(sformat("%s: cannot combine streams of two different StreamingContexts", s.kind), 4)
+        end
+        if parent_slide == nil then
+            parent_slide = p.slide_ms
+        elseif p.slide_ms ~= parent_slide then
+            error(sformat("%s: the streams have different slide durations (%s and %s)", s.kind,
+                util.show_ms(parent_slide), util.show_ms(p.slide_ms)), 4)
+        end
+        pids[i] = p.id
+        p.consumers = p.consumers + 1
+    end
+    local slide = s.slide_ms or parent_slide
+    s.slide_ms = slide or ctx.batch_ms
+    s.id = assert(ctx.engine:graph_add(pids, s.slide_ms, s.window_ms or 0, s.flags or 0))
+    ctx.streams[#ctx.streams + 1] = s
+    return s
+end
+
+--- Whether x is a DStream.
+function DStream.is(x)
+    return getmetatable(x) == DStream
+end
+
+--- The label of this stream in errors, the UI and the checkpoint.
+function DStream:label()
+    return self._name or sformat("%s#%d", self.kind, self.id)
+end
+
+--- name(s) sets the stream's name and returns the stream; name() returns it.
+function DStream:name(s)
+    if s == nil then return self:label() end
+    if type(s) ~= "string" or s == "" then error("name: argument #1 must be a non-empty string", 2) end
+    self._name = s
+    return self
+end
+
+local function lineage(s, depth)
+    local own = s.desc or s.kind
+    if s._name then own = sformat("%s[%s]", own, s._name) end
+    if depth > 12 then return own .. " <- ..." end
+    local ps = s.parents
+    if #ps == 0 then return own end
+    if #ps == 1 then return own .. " <- " .. lineage(ps[1], depth + 1) end
+    local parts = {}
+    for i, p in ipairs(ps) do parts[i] = lineage(p, depth + 1) end
+    return own .. " <- (" .. table.concat(parts, " | ") .. ")"
+end
+
+function DStream:__tostring()
+    return lineage(self, 0)
+end
+
+function DStream:_rdd_id(t)
+    return sformat("%s@%d", self._name or tostring(self.id), t)
+end
+
+--- The RDD of this stream at batch time t, or nil if it has none then.
+function DStream:_rdd(t)
+    if t % self.slide_ms ~= 0 then return nil end
+    local r = self.generated[t]
+    if r then return r end
+    local ctx = self.ctx
+    local prev = ctx._current
+    ctx._current = self
+    r = self:_compute(t)
+    ctx._current = prev
+    if r ~= nil then
+        if not RDD.is(r) then
+            error(setmetatable({cause = "function must return an RDD, got " .. type(r)}, stage.Failure), 0)
+        end
+        self.generated[t] = r
+    end
+    return r
+end
+
+--- Drop batches older than the stream must remember.
+function DStream:_forget(t)
+    local keep_after = t - self.remember_ms
+    for bt in pairs(self.generated) do
+        if bt <= keep_after then self.generated[bt] = nil end
+    end
+end
+
+-- Narrow streams: fused into one stage ending at the stream that is asked.
+
+local function fused_into_child(p)
+    return p.narrow and p.consumers == 1 and not p.cached
+end
+
+function DStream:_stage_chain()
+    local ops, s = {}, self
+    while true do
+        table.insert(ops, 1, s)
+        local p = s.parents[1]
+        if not fused_into_child(p) then return ops, p end
+        s = p
+    end
+end
+
+function DStream:_compute_narrow(t)
+    local chain, input = self._chain, self._input
+    if not chain then
+        chain, input = self:_stage_chain()
+        self._chain, self._input, self._stages = chain, input, {}
+    end
+    local src = input:_rdd(t)
+    if src == nil then return nil end
+    local shape = src.pairs and "p" or "v"
+    local run = self._stages[shape]
+    if not run then
+        local ops, fns, cur = {}, {}, shape
+        for i, s in ipairs(chain) do
+            cur = stage.out_shape(s.kind, cur)
+            if not cur then
+                error(setmetatable({stage_op = {stream = s}, cause = sformat(
+                    "%s needs a pair stream, but its input holds single values", s.kind)}, stage.Failure), 0)
+            end
+            ops[i] = {kind = s.kind, stream = s, label = s.kind}
+            fns[i] = s.f
+        end
+        local factory, info = stage.compile(ops, shape, self:label())
+        run = factory(unpack(fns))
+        self._stages[shape] = run
+        self._stage_info = info
+    end
+    local m, a, b, ends = run(src.n, src.a, src.b, src.ends)
+    return RDD.new(m, a, b, ends, t, self:_rdd_id(t))
+end
+
+local function narrow_op(kind)
+    return function(self, f)
+        util.check_function(kind, 1, "f", f, 2)
+        local in_shape = self.pairs
+        local out
+        if in_shape ~= nil then
+            out = stage.out_shape(kind, in_shape and "p" or "v")
+            if not out then
+                error(sformat("%s: %s is not a pair stream (make pairs with mapToPair)", kind, tostring(self)), 2)
+            end
+        end
+        return DStream.new(self.ctx, {kind = kind, parents = {self}, f = f, narrow = true,
+            pairs = out and out == "p" or nil, _compute = DStream._compute_narrow})
+    end
+end
+
+--- Narrow operations (fused into one loop per stage).
+DStream.map = narrow_op("map")
+DStream.flatMap = narrow_op("flatMap")
+DStream.filter = narrow_op("filter")
+DStream.mapToPair = narrow_op("mapToPair")
+DStream.flatMapToPair = narrow_op("flatMapToPair")
+DStream.mapValues = narrow_op("mapValues")
+DStream.flatMapValues = narrow_op("flatMapValues")
+
+local keep_f = function() end
+--- The keys of a pair stream.
+function DStream:keys() return narrow_op("keys")(self, keep_f) end
+--- The values of a pair stream.
+function DStream:values() return narrow_op("values")(self, keep_f) end
+
+-- Streams computed from their parents' RDDs by an RDD method.
+
+local function require_pairs(self, op, level)
+    if self.pairs == false then
+        error(sformat("%s: %s is not a pair stream (make pairs with mapToPair)", op, tostring(self)), level + 1)
+    end
+end
+
+local function per_batch(self, kind, pairs_, compute, extra)
+    local fields = {kind = kind, parents = {self}, pairs = pairs_, _compute = function(s, t)
+        local r = s.parents[1]:_rdd(t)
+        if r == nil then return nil end
+        return compute(s, r, t)
+    end}
+    for k, v in pairs(extra or {}) do fields[k] = v end
+    return DStream.new(self.ctx, fields)
+end
+
+local function check_partitions(op, n, level)
+    if n ~= nil and (type(n) ~= "number" or n < 1 or n ~= math.floor(n)) then
+        error(sformat("%s: numPartitions must be a whole number >= 1, got %s", op, tostring(n)), level + 1)
+    end
+end
+
+local function restamp(r, s, t)
+    r.time, r._id = t, s:_rdd_id(t)
+    return r
+end
+
+--- f(array) per partition returns the partition's new records.
+function DStream:mapPartitions(f)
+    util.check_function("mapPartitions", 1, "f", f, 2)
+    return per_batch(self, "mapPartitions", false, function(s, r, t) return restamp(r:mapPartitions(f), s, t) end)
+end
+
+--- One array per partition.
+function DStream:glom()
+    return per_batch(self, "glom", false, function(s, r, t) return restamp(r:glom(), s, t) end)
+end
+
+--- The same records spread over n partitions.
+function DStream:repartition(n)
+    check_partitions("repartition", n, 2)
+    if n == nil then error("repartition: argument #1 (numPartitions) is required", 2) end
+    return per_batch(self, "repartition", self.pairs, function(s, r, t) return restamp(r:repartition(n), s, t) end)
+end
+
+--- One record per batch: all records reduced with f (no record for an empty batch).
+function DStream:reduce(f)
+    util.check_function("reduce", 1, "f", f, 2)
+    return per_batch(self, "reduce", false, function(s, r, t)
+        if r.n == 0 then return RDD.new(0, {}, nil, {0}, t, s:_rdd_id(t)) end
+        return RDD.new(1, {r:reduce(f)}, nil, {1}, t, s:_rdd_id(t))
+    end)
+end
+
+--- One record per batch: the number of records (0 for an empty batch).
+function DStream:count()
+    return per_batch(self, "count", false, function(s, r, t)
+        return RDD.new(1, {r.n}, nil, {1}, t, s:_rdd_id(t))
+    end)
+end
+
+--- Pairs (record, count) per batch.
+function DStream:countByValue(numPartitions)
+    check_partitions("countByValue", numPartitions, 2)
+    local shuffle = require "dstream.shuffle"
+    return per_batch(self, "countByValue", true, function(s, r, t)
+        local m, ks, vs, ends
+        if r.pairs then
+            m, ks, vs, ends = shuffle.count_by_value_pairs("countByValue", r.n, r.a, r.b, r.ends)
+        else
+            m, ks, vs, ends = shuffle.count_by_value("countByValue", r.n, r.a, r.ends)
+        end
+        return RDD.new(m, ks, vs, ends, t, s:_rdd_id(t))
+    end)
+end
+
+--- fn(rdd, timeMs) returns the RDD of the new stream.
+function DStream:transform(fn)
+    util.check_function("transform", 1, "fn", fn, 2)
+    return per_batch(self, "transform", nil, function(s, r, t)
+        local out = fn(r, t)
+        if not RDD.is(out) then
+            error(setmetatable({cause = "function must return an RDD, got " .. type(out)}, stage.Failure), 0)
+        end
+        return out
+    end)
+end
+
+--- fn(rdd1, rdd2, timeMs) over this stream's and other's batches.
+function DStream:transformWith(other, fn)
+    util.check_function("transformWith", 2, "fn", fn, 2)
+    return self.ctx:transform({self, other}, function(rdds, t) return fn(rdds[1], rdds[2], t) end, "transformWith")
+end
+
+--- Both streams' records.
+function DStream:union(other)
+    return self.ctx:union({self, other})
+end
+
+--- Keep computed batches for every consumer instead of recomputing the chain.
+function DStream:cache()
+    self.ctx:_check_building("cache")
+    self.cached = true
+    return self
+end
+DStream.persist = DStream.cache
+
+--- How often (seconds, a multiple of the batch interval) the stream's data is checkpointed.
+function DStream:checkpoint(interval)
+    local ms = util.duration_ms("checkpoint: interval", interval, 2)
+    if ms % self.ctx.batch_ms ~= 0 then
+        error(sformat("checkpoint: interval %s of %s is not a multiple of the batch interval %s",
+            util.show_ms(ms), tostring(self), util.show_ms(self.ctx.batch_ms)), 2)
+    end
+    self.checkpoint_ms = ms
+    return self
+end
+
+-- Pair operations.
+
+--- Per-key reduction with f(v1, v2).
+function DStream:reduceByKey(f, numPartitions)
+    util.check_function("reduceByKey", 1, "f", f, 2)
+    require_pairs(self, "reduceByKey", 2)
+    check_partitions("reduceByKey", numPartitions, 2)
+    return per_batch(self, "reduceByKey", true, function(s, r, t)
+        return restamp(r:reduceByKey(f, numPartitions), s, t)
+    end)
+end
+
+--- Per key, the array of its values in arrival order.
+function DStream:groupByKey(numPartitions)
+    require_pairs(self, "groupByKey", 2)
+    check_partitions("groupByKey", numPartitions, 2)
+    return per_batch(self, "groupByKey", true, function(s, r, t)
+        return restamp(r:groupByKey(numPartitions), s, t)
+    end)
+end
+
+--- Spark's combineByKey.
+function DStream:combineByKey(create, mergeValue, mergeCombiners, numPartitions)
+    util.check_function("combineByKey", 1, "createCombiner", create, 2)
+    util.check_function("combineByKey", 2, "mergeValue", mergeValue, 2)
+    util.check_function("combineByKey", 3, "mergeCombiners", mergeCombiners, 2)
+    require_pairs(self, "combineByKey", 2)
+    check_partitions("combineByKey", numPartitions, 2)
+    return per_batch(self, "combineByKey", true, function(s, r, t)
+        return restamp(r:combineByKey(create, mergeValue, mergeCombiners, numPartitions), s, t)
+    end)
+end
+
+local function join_op(name)
+    return function(self, other)
+        require_pairs(self, name, 2)
+        if not DStream.is(other) then
+            error(sformat("%s: argument #1 must be a DStream, got %s", name, type(other)), 2)
+        end
+        require_pairs(other, name, 2)
+        return DStream.new(self.ctx, {kind = name, parents = {self, other}, pairs = true,
+            _compute = function(s, t)
+                local r1, r2 = self:_rdd(t), other:_rdd(t)
+                if r1 == nil or r2 == nil then return nil end
+                return restamp(r1[name](r1, r2), s, t)
+            end})
+    end
+end
+
+--- Joins: values {v, w}, a missing side nil.
+DStream.join = join_op("join")
+DStream.leftOuterJoin = join_op("leftOuterJoin")
+DStream.rightOuterJoin = join_op("rightOuterJoin")
+DStream.fullOuterJoin = join_op("fullOuterJoin")
+--- Per key, {vs, ws}: the arrays of both sides' values.
+DStream.cogroup = join_op("cogroup")
+
+return DStream

@@ -1,0 +1,287 @@
+/* Glue for the engine: clock, scheduler, graph and loop of one context.
+ * Every function here is called once per batch or less, never per record. */
+#include <string.h>
+
+#include "lds.h"
+
+#include "dstream/engine.h"
+#include "dstream/error.h"
+
+#define ENGINE_MT "dstream.engine"
+
+typedef struct {
+  ds_engine_t e;
+  int open;
+} lds_engine_t;
+
+static lds_engine_t *lds_check_engine(lua_State *L, int idx) {
+  lds_engine_t *u = luaL_checkudata(L, idx, ENGINE_MT);
+  if (!u->open)
+    luaL_argerror(L, idx, "engine is closed");
+  return u;
+}
+
+uv_loop_t *lds_check_loop(lua_State *L, int idx) {
+  return &lds_check_engine(L, idx)->e.loop;
+}
+
+static int64_t check_ms(lua_State *L, int idx) {
+  lua_Number ms = luaL_checknumber(L, idx);
+  return (int64_t)ms;
+}
+
+/* core.engine_new{batch = ms, manual = bool} -> engine */
+static int engine_new(lua_State *L) {
+  lds_engine_t *u;
+  int64_t batch;
+  int manual, rc;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_getfield(L, 1, "batch");
+  batch = (int64_t)luaL_checknumber(L, -1);
+  lua_getfield(L, 1, "manual");
+  manual = lua_toboolean(L, -1);
+  lua_pop(L, 2);
+  u = lua_newuserdata(L, sizeof(*u));
+  u->open = 0;
+  rc = ds_engine_init(&u->e, batch, manual);
+  if (rc != 0)
+    return lds_fail(L, rc, "batch interval");
+  u->open = 1;
+  luaL_getmetatable(L, ENGINE_MT);
+  lua_setmetatable(L, -2);
+  return 1;
+}
+
+/* engine:start() */
+static int engine_start(lua_State *L) {
+  int rc = ds_engine_start(&lds_check_engine(L, 1)->e);
+  if (rc != 0)
+    return lds_fail(L, rc, "engine already started");
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* engine:now() -> ms */
+static int engine_now(lua_State *L) {
+  lua_pushnumber(L, (lua_Number)ds_clock_now(&lds_check_engine(L, 1)->e.clock));
+  return 1;
+}
+
+/* engine:run(timeout_ms): libuv I/O for at most timeout_ms */
+static int engine_run(lua_State *L) {
+  lds_engine_t *u = lds_check_engine(L, 1);
+  ds_engine_run(&u->e, (int64_t)luaL_optnumber(L, 2, 0));
+  return 0;
+}
+
+/* engine:due() -> batch time in ms, or nil when none has fallen due */
+static int engine_due(lua_State *L) {
+  int64_t t;
+  if (!ds_engine_due(&lds_check_engine(L, 1)->e, &t))
+    return 0;
+  lua_pushnumber(L, (lua_Number)t);
+  return 1;
+}
+
+/* engine:wait_ms() -> ms until the next batch falls due */
+static int engine_wait_ms(lua_State *L) {
+  lua_pushnumber(L, (lua_Number)ds_engine_wait_ms(&lds_check_engine(L, 1)->e));
+  return 1;
+}
+
+/* engine:next_batch() -> time of the next batch */
+static int engine_next_batch(lua_State *L) {
+  lds_engine_t *u = lds_check_engine(L, 1);
+  lua_pushnumber(L, (lua_Number)ds_sched_next(&u->e.sched));
+  return 1;
+}
+
+/* engine:advance_to(ms): manual clock only */
+static int engine_advance_to(lua_State *L) {
+  int rc = ds_engine_advance(&lds_check_engine(L, 1)->e, check_ms(L, 2));
+  if (rc != 0)
+    return lds_fail(L, rc, "manual clock");
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* engine:graph_add(parents, slide_ms, window_ms, flags) -> node id */
+static int engine_graph_add(lua_State *L) {
+  lds_engine_t *u = lds_check_engine(L, 1);
+  int parents[64];
+  int n, rc;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  n = (int)lua_objlen(L, 2);
+  luaL_argcheck(L, n <= 64, 2, "at most 64 parents");
+  for (int i = 0; i < n; i++) {
+    lua_rawgeti(L, 2, i + 1);
+    parents[i] = (int)luaL_checkinteger(L, -1);
+    lua_pop(L, 1);
+  }
+  rc = ds_graph_add(&u->e.graph, parents, n, check_ms(L, 3), check_ms(L, 4),
+                    (unsigned)luaL_optinteger(L, 5, 0));
+  if (rc < 0)
+    return lds_fail(L, rc, "graph node");
+  lua_pushinteger(L, rc);
+  return 1;
+}
+
+/* engine:graph_validate() -> true, or nil, message, name, bad node id */
+static int engine_graph_validate(lua_State *L) {
+  lds_engine_t *u = lds_check_engine(L, 1);
+  int bad, rc = ds_graph_validate(&u->e.graph, &bad);
+  if (rc != 0) {
+    lds_fail(L, rc, NULL);
+    if (bad >= 0)
+      lua_pushinteger(L, bad);
+    else
+      lua_pushnil(L);
+    return 4;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* engine:set_min_remember(ms) */
+static int engine_set_min_remember(lua_State *L) {
+  lds_check_engine(L, 1)->e.graph.min_remember_ms = check_ms(L, 2);
+  return 0;
+}
+
+/* engine:remember(id) -> ms the node keeps its batches (after validation) */
+static int engine_remember(lua_State *L) {
+  lds_engine_t *u = lds_check_engine(L, 1);
+  int id = (int)luaL_checkinteger(L, 2);
+  luaL_argcheck(L, id >= 0 && id < u->e.graph.n, 2, "no such node");
+  lua_pushnumber(L, (lua_Number)u->e.graph.nodes[id].remember_ms);
+  return 1;
+}
+
+/* engine:produces(id, t) -> whether node id has a batch at time t */
+static int engine_produces(lua_State *L) {
+  lds_engine_t *u = lds_check_engine(L, 1);
+  lua_pushboolean(L, ds_graph_produces(&u->e.graph, (int)luaL_checkinteger(L, 2), check_ms(L, 3)));
+  return 1;
+}
+
+static void push_info(lua_State *L, const ds_batch_info_t *b) {
+  lua_createtable(L, 0, 9);
+#define FIELD(name, value) lua_pushnumber(L, (lua_Number)(value)); lua_setfield(L, -2, name)
+#define OPTFIELD(name, value) if ((value) >= 0) { FIELD(name, value); }
+  FIELD("batchTime", b->batch_time);
+  FIELD("numRecords", b->num_records);
+  FIELD("submissionTime", b->submission_time);
+  OPTFIELD("processingStartTime", b->processing_start);
+  OPTFIELD("processingEndTime", b->processing_end);
+  OPTFIELD("schedulingDelay", ds_batch_scheduling_delay(b));
+  OPTFIELD("processingDelay", ds_batch_processing_delay(b));
+  OPTFIELD("totalDelay", ds_batch_total_delay(b));
+#undef OPTFIELD
+#undef FIELD
+  lua_pushboolean(L, b->failed);
+  lua_setfield(L, -2, "failed");
+}
+
+/* engine:submit(t, n) -> info: batch t was submitted (at its time) with n records */
+static int engine_submit(lua_State *L) {
+  lds_engine_t *u = lds_check_engine(L, 1);
+  int64_t t = check_ms(L, 2);
+  push_info(L, ds_sched_submit(&u->e.sched, t, t, check_ms(L, 3)));
+  return 1;
+}
+
+static ds_batch_info_t *check_info(lua_State *L, lds_engine_t *u, int idx) {
+  ds_batch_info_t *b = ds_sched_info(&u->e.sched, check_ms(L, idx));
+  luaL_argcheck(L, b != NULL, idx, "no such batch");
+  return b;
+}
+
+/* engine:started(t) -> info: batch t starts processing now */
+static int engine_started(lua_State *L) {
+  lds_engine_t *u = lds_check_engine(L, 1);
+  ds_batch_info_t *b = check_info(L, u, 2);
+  int64_t now = ds_clock_now(&u->e.clock);
+  b->processing_start = now > b->submission_time ? now : b->submission_time;
+  push_info(L, b);
+  return 1;
+}
+
+/* engine:completed(t, failed) -> info: batch t finished processing now */
+static int engine_completed(lua_State *L) {
+  lds_engine_t *u = lds_check_engine(L, 1);
+  ds_batch_info_t *b = check_info(L, u, 2);
+  int64_t now = ds_clock_now(&u->e.clock);
+  b->processing_end = now > b->processing_start ? now : b->processing_start;
+  b->failed = lua_toboolean(L, 3);
+  push_info(L, b);
+  return 1;
+}
+
+/* engine:close() -> true, or nil, "ESTATE: ..." while receivers' handles are open */
+static int engine_close(lua_State *L) {
+  lds_engine_t *u = luaL_checkudata(L, 1, ENGINE_MT);
+  int rc;
+  if (!u->open) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  rc = ds_engine_close(&u->e);
+  if (rc != 0)
+    return lds_fail(L, rc, "receivers still open");
+  u->open = 0;
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* Collected without close(): close if nothing else is open; an engine whose
+ * receivers are still closing is left allocated rather than freed under them. */
+static int engine_gc(lua_State *L) {
+  lds_engine_t *u = luaL_checkudata(L, 1, ENGINE_MT);
+  if (u->open && ds_engine_close(&u->e) == 0)
+    u->open = 0;
+  return 0;
+}
+
+static int engine_tostring(lua_State *L) {
+  lds_engine_t *u = luaL_checkudata(L, 1, ENGINE_MT);
+  lua_pushfstring(L, "dstream.engine (%s)", u->open ? "open" : "closed");
+  return 1;
+}
+
+static const luaL_Reg engine_methods[] = {
+  {"start", engine_start},
+  {"now", engine_now},
+  {"run", engine_run},
+  {"due", engine_due},
+  {"wait_ms", engine_wait_ms},
+  {"next_batch", engine_next_batch},
+  {"advance_to", engine_advance_to},
+  {"graph_add", engine_graph_add},
+  {"graph_validate", engine_graph_validate},
+  {"set_min_remember", engine_set_min_remember},
+  {"remember", engine_remember},
+  {"produces", engine_produces},
+  {"submit", engine_submit},
+  {"started", engine_started},
+  {"completed", engine_completed},
+  {"close", engine_close},
+  {NULL, NULL}
+};
+
+void lds_open_engine(lua_State *L) {
+  luaL_newmetatable(L, ENGINE_MT);
+  lua_newtable(L);
+  luaL_register(L, NULL, engine_methods);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, engine_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pushcfunction(L, engine_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pop(L, 1);
+  lua_pushcfunction(L, engine_new);
+  lua_setfield(L, -2, "engine_new");
+  lua_pushinteger(L, DS_NODE_INPUT);
+  lua_setfield(L, -2, "NODE_INPUT");
+  lua_pushinteger(L, DS_NODE_OUTPUT);
+  lua_setfield(L, -2, "NODE_OUTPUT");
+}
