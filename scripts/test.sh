@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Runs every test of dstream and prints the total as its last line:
+#   N passed, N failed
+# C unit tests run twice (a normal build and an ASan+UBSan build, by ctest);
+# the busted specs run under LuaJIT against the normal build.
+set -u
+cd "$(dirname "$0")/.."
+jobs=$(nproc 2>/dev/null || echo 2)
+passed=0
+failed=0
+
+build() { # dir, extra cmake args...
+  local dir=$1; shift
+  cmake -S . -B "$dir" "$@" >"$dir.log" 2>&1 && cmake --build "$dir" -j"$jobs" >>"$dir.log" 2>&1
+}
+
+ctest_count() { # dir label
+  local out summary total bad
+  out=$(cd "$1" && ctest --output-on-failure -j"$jobs" 2>&1)
+  echo "$out" | grep -E 'Test +#|tests passed|Failed|check failed|ERROR' | sed "s/^/[$2] /"
+  summary=$(echo "$out" | grep -E 'tests passed, [0-9]+ tests? failed out of [0-9]+' | tail -n 1)
+  if [ -z "$summary" ]; then
+    echo "[$2] ctest did not run"; failed=$((failed + 1)); return
+  fi
+  total=$(echo "$summary" | sed -E 's/.*out of ([0-9]+).*/\1/')
+  bad=$(echo "$summary" | sed -E 's/.*, ([0-9]+) tests? failed.*/\1/')
+  passed=$((passed + total - bad))
+  failed=$((failed + bad))
+}
+
+mkdir -p build
+if build build -DCMAKE_BUILD_TYPE=RelWithDebInfo; then
+  ctest_count build c
+else
+  echo "build failed:"; tail -n 40 build.log; failed=$((failed + 1))
+fi
+
+if build build-asan -DCMAKE_BUILD_TYPE=Debug -DDS_SANITIZE=ON; then
+  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest_count build-asan c+asan
+else
+  echo "sanitizer build failed:"; tail -n 40 build-asan.log; failed=$((failed + 1))
+fi
+
+if [ -f build/dstream/core.so ]; then
+  tap=$(busted -o TAP "$@" 2>&1)
+  echo "$tap" | grep -vE '^ok ' | sed 's/^/[spec] /'
+  ok=$(echo "$tap" | grep -cE '^ok ')
+  notok=$(echo "$tap" | grep -cE '^not ok ')
+  plan=$(echo "$tap" | grep -E '^1\.\.[0-9]+' | tail -n 1 | sed 's/^1\.\.//')
+  passed=$((passed + ok))
+  failed=$((failed + notok))
+  if [ -z "$plan" ] || [ $((ok + notok)) -ne "$plan" ]; then
+    echo "[spec] busted did not finish its plan"; failed=$((failed + 1))
+  fi
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
