@@ -111,9 +111,7 @@ end
 --- store); the index is consulted only for new and composite keys.
 function shuffle.reduce_by_key(opname, n, ks, vs, ends, f, num_parts)
     num_parts = check_parts(opname, num_parts)
-    local idx = key.index(opname)
-    local keys, canon = idx.keys, idx.canon
-    local by_key, acc = {}, {}
+    local by_key, add, finish = shuffle.reducer(opname, f)
     for i = 1, n do
         local k = ks[i]
         local a = by_key[k]
@@ -124,20 +122,39 @@ function shuffle.reduce_by_key(opname, n, ks, vs, ends, f, num_parts)
             end
             by_key[k] = r
         else
-            local s, is_new = slot_slow(idx, k)
+            add(k, vs[i])
+        end
+    end
+    return finish(num_parts)
+end
+
+--- The state of one reduceByKey that a caller feeds record by record - the
+--- fused stage's map-side combine, or reduce_by_key above. Returns by_key,
+--- add, finish: a primitive key seen before has its running value in
+--- by_key[k] (the caller folds it with f), any other record goes through
+--- add(k, v); finish(num_parts) returns m, oks, ovs, oends.
+function shuffle.reducer(opname, f)
+    local idx = key.index(opname)
+    local keys, canon = idx.keys, idx.canon
+    local by_key, acc = {}, {}
+    local function add(k, v)
+        local s, is_new = slot_slow(idx, k)
+        if canon[s] == nil then
+            by_key[k] = v
+        else
+            fold_composite(opname, acc, s, is_new, v, f, keys[s])
+        end
+    end
+    local function finish(num_parts)
+        num_parts = check_parts(opname, num_parts)
+        for s = 1, idx.m do
             if canon[s] == nil then
-                by_key[k] = vs[i]
-            else
-                fold_composite(opname, acc, s, is_new, vs[i], f, keys[s])
+                acc[s] = by_key[keys[s]]
             end
         end
+        return emit(idx, acc, num_parts)
     end
-    for s = 1, idx.m do
-        if canon[s] == nil then
-            acc[s] = by_key[keys[s]]
-        end
-    end
-    return emit(idx, acc, num_parts)
+    return by_key, add, finish
 end
 
 --- Per-key arrays of the values in arrival order.

@@ -1,7 +1,7 @@
 --- The stage compiler: a chain of narrow operations becomes one Lua loop.
 ---
 --- Phases, as in LPeg: the chain of ops (IR: {kind, f, label}) -> Lua source
---- (one numeric loop per stage, one nested loop per flatMap) -> a loaded
+--- (one loop per stage, a cursor per flatMap: see stage.compile) -> a loaded
 --- function whose upvalues are the user's closures. No intermediate array per
 --- operator, pairs travel as two locals and two parallel output arrays, and
 --- nothing is allocated per record unless a user function allocates.
@@ -10,6 +10,8 @@
 --- generated chunk back to the op, so that an error raised inside a user
 --- function names the operator that called it, at no cost per record.
 local stage = {}
+
+local key = require "dstream.key"
 
 local concat, format = table.concat, string.format
 
@@ -41,12 +43,19 @@ end
 local chunk_count = 0
 local by_chunk = setmetatable({}, {__mode = "v"})
 
--- Emits the body of the chain from op index i on, with the current record in
--- locals named by `cur` ({x = name} or {k = name, v = name}).
-local function emit_ops(ops, i, cur, shape, out, lines, depth, out_shape)
+-- The op a stage ends in instead of output arrays (map-side combine), while
+-- compile() runs; its index is #ops + 1.
+local current_tail
+
+-- Emits the ops of one segment of the chain, from op index i on, with the
+-- current record in locals named by `cur` ({x = name} or {k = name, v = name}).
+-- seg receives {text, op index or nil} per line. A flat op ends the segment:
+-- it stores the array its function returned in arr<i> (j<i>, n<i> walk it)
+-- and the segment after it runs once per element. Returns that op's index,
+-- or nil when the segment ends by storing the record.
+local function emit_ops(ops, i, cur, shape, seg, depth)
     local function line(s, op)
-        out[#out + 1] = string.rep("    ", depth) .. s
-        if op then lines[#out] = op end
+        seg[#seg + 1] = {string.rep("    ", depth) .. s, op}
     end
     if i > #ops then
         line("m = m + 1")
@@ -55,7 +64,7 @@ local function emit_ops(ops, i, cur, shape, out, lines, depth, out_shape)
         else
             line(format("oa[m] = %s; ob[m] = %s", cur.k, cur.v))
         end
-        return
+        return nil
     end
     local op = ops[i]
     local f = "f" .. i
@@ -65,58 +74,80 @@ local function emit_ops(ops, i, cur, shape, out, lines, depth, out_shape)
         local x = "x" .. i
         line(format("local %s = %s(%s)", x, f, args), i)
         line(format("if %s == nil then fail(%d, 'function returned nil') end", x, i), i)
-        return emit_ops(ops, i + 1, {x = x}, "v", out, lines, depth, out_shape)
+        return emit_ops(ops, i + 1, {x = x}, "v", seg, depth)
     elseif kind == "filter" then
         line(format("if %s(%s) then", f, args), i)
-        emit_ops(ops, i + 1, cur, shape, out, lines, depth + 1, out_shape)
+        local flat = emit_ops(ops, i + 1, cur, shape, seg, depth + 1)
         line("end")
-        return
+        return flat
     elseif kind == "mapToPair" then
         local k, v = "k" .. i, "v" .. i
         line(format("local %s, %s = %s(%s)", k, v, f, args), i)
         line(format("if %s == nil then fail(%d, 'function returned a nil key') end", k, i), i)
         line(format("if %s == nil then fail(%d, 'function returned a nil value (return key, value)') end", v, i), i)
-        return emit_ops(ops, i + 1, {k = k, v = v}, "p", out, lines, depth, out_shape)
+        return emit_ops(ops, i + 1, {k = k, v = v}, "p", seg, depth)
     elseif kind == "mapValues" then
         local v = "v" .. i
         line(format("local %s = %s(%s)", v, f, cur.v), i)
         line(format("if %s == nil then fail(%d, 'function returned nil') end", v, i), i)
-        return emit_ops(ops, i + 1, {k = cur.k, v = v}, "p", out, lines, depth, out_shape)
+        return emit_ops(ops, i + 1, {k = cur.k, v = v}, "p", seg, depth)
     elseif kind == "keys" then
-        return emit_ops(ops, i + 1, {x = cur.k}, "v", out, lines, depth, out_shape)
+        return emit_ops(ops, i + 1, {x = cur.k}, "v", seg, depth)
     elseif kind == "values" then
-        return emit_ops(ops, i + 1, {x = cur.v}, "v", out, lines, depth, out_shape)
+        return emit_ops(ops, i + 1, {x = cur.v}, "v", seg, depth)
     end
-    -- The flat kinds: a nested loop over the array the user function returned.
-    local arr, j = "arr" .. i, "j" .. i
-    local callargs = kind == "flatMapValues" and cur.v or args
-    line(format("local %s = %s(%s)", arr, f, callargs), i)
+    -- The flat kinds: keep the array (and, for flatMapValues, the key).
+    local arr = "arr" .. i
+    line(format("%s = %s(%s)", arr, f, kind == "flatMapValues" and cur.v or args), i)
     line(format("if type(%s) ~= 'table' then fail(%d, 'function must return an array, got ' .. type(%s)) end", arr, i, arr), i)
-    line(format("for %s = 1, #%s do", j, arr))
-    local nxt
+    line(format("j%d, n%d = 0, #%s", i, i, arr))
+    if kind == "flatMapValues" then line(format("fk%d = %s", i, cur.k)) end
+    return i
+end
+
+-- Emits the segment that runs once per element of flat op i's array.
+local function emit_element(ops, i, seg, depth)
+    local kind, arr, j = ops[i].kind, "arr" .. i, "j" .. i
+    local function line(s, op)
+        seg[#seg + 1] = {string.rep("    ", depth) .. s, op}
+    end
+    line(format("%s = %s + 1", j, j))
     if kind == "flatMap" then
         local x = "x" .. i
-        line(format("    local %s = %s[%s]", x, arr, j))
-        nxt = {x = x}
-        emit_ops(ops, i + 1, nxt, "v", out, lines, depth + 1, out_shape)
+        line(format("local %s = %s[%s]", x, arr, j))
+        return emit_ops(ops, i + 1, {x = x}, "v", seg, depth)
     elseif kind == "flatMapToPair" then
         local kv, k, v = "kv" .. i, "k" .. i, "v" .. i
-        line(format("    local %s = %s[%s]", kv, arr, j))
-        line(format("    if type(%s) ~= 'table' then fail(%d, 'function must return an array of {key, value} pairs, got an element of type ' .. type(%s)) end", kv, i, kv), i)
-        line(format("    local %s, %s = %s[1], %s[2]", k, v, kv, kv))
-        line(format("    if %s == nil or %s == nil then fail(%d, 'a pair {key, value} has a nil key or value') end", k, v, i), i)
-        emit_ops(ops, i + 1, {k = k, v = v}, "p", out, lines, depth + 1, out_shape)
-    else -- flatMapValues
-        local v = "v" .. i
-        line(format("    local %s = %s[%s]", v, arr, j))
-        emit_ops(ops, i + 1, {k = cur.k, v = v}, "p", out, lines, depth + 1, out_shape)
+        line(format("local %s = %s[%s]", kv, arr, j))
+        line(format("if type(%s) ~= 'table' then fail(%d, 'function must return an array of {key, value} pairs, got an element of type ' .. type(%s)) end", kv, i, kv), i)
+        line(format("local %s, %s = %s[1], %s[2]", k, v, kv, kv))
+        line(format("if %s == nil or %s == nil then fail(%d, 'a pair {key, value} has a nil key or value') end", k, v, i), i)
+        return emit_ops(ops, i + 1, {k = k, v = v}, "p", seg, depth)
     end
-    line("end")
+    local v = "v" .. i
+    line(format("local %s = %s[%s]", v, arr, j))
+    return emit_ops(ops, i + 1, {k = "fk" .. i, v = v}, "p", seg, depth)
+end
+
+-- Appends the lines of seg to out, recording which op each user call is for.
+local function append(out, lines, seg)
+    for _, l in ipairs(seg) do
+        out[#out + 1] = l[1]
+        lines[#out] = l[2]
+    end
 end
 
 --- Compile a chain of ops over input records of shape in_shape ("v" or "p").
 --- Returns a factory: factory(f1, ..., fn) -> run(n, a, b, ends) returning
 --- m, oa, ob (nil for values), oends; plus the stage info (name, source, lines, out_shape).
+---
+--- WHY ONE LOOP EVEN WITH flatMap: a loop nested per flatMap runs a few
+--- times per record, and LuaJIT aborts every trace that starts in such a
+--- short inner loop ("leaving loop in root trace"). So a chain with flat ops
+--- is one `while` loop over a cursor per level: each turn takes the next
+--- element of the deepest array not yet walked, else the next input record,
+--- and runs the segment of ops that follows it. The JIT sees one loop whose
+--- branches become side traces.
 function stage.compile(ops, in_shape, label)
     chunk_count = chunk_count + 1
     local kinds, shape = {}, in_shape
@@ -136,13 +167,40 @@ function stage.compile(ops, in_shape, label)
     out[5] = "    local m, lo = 0, 1"
     out[6] = "    for p = 1, #ends do"
     out[7] = "        local hi = ends[p]"
-    out[8] = "        for i = lo, hi do"
-    if in_shape == "v" then
-        out[9] = "            local x0 = a[i]"
-        emit_ops(ops, 1, {x = "x0"}, "v", out, lines, 3, out_shape)
+    local first = {{in_shape == "v" and "local x0 = a[i]" or "local k0, v0 = a[i], b[i]"}}
+    local cur = in_shape == "v" and {x = "x0"} or {k = "k0", v = "v0"}
+    local flat = emit_ops(ops, 1, cur, in_shape, first, 0)
+    if not flat then
+        out[#out + 1] = "        for i = lo, hi do"
+        for _, l in ipairs(first) do l[1] = "            " .. l[1] end
+        append(out, lines, first)
     else
-        out[9] = "            local k0, v0 = a[i], b[i]"
-        emit_ops(ops, 1, {k = "k0", v = "v0"}, "p", out, lines, 3, out_shape)
+        local levels = {}
+        while flat do
+            local seg = {}
+            levels[#levels + 1] = {i = flat, seg = seg}
+            flat = emit_element(ops, flat, seg, 0)
+        end
+        out[#out + 1] = "        local i = lo - 1"
+        for _, level in ipairs(levels) do
+            local q = level.i
+            out[#out + 1] = format("        local arr%d, j%d, n%d%s = nil, 0, 0", q, q, q,
+                ops[q].kind == "flatMapValues" and ", fk" .. q or "")
+        end
+        out[#out + 1] = "        while true do"
+        for d = #levels, 1, -1 do
+            local q = levels[d].i
+            out[#out + 1] = format("            %s j%d < n%d then", d == #levels and "if" or "elseif", q, q)
+            for _, l in ipairs(levels[d].seg) do l[1] = "                " .. l[1] end
+            append(out, lines, levels[d].seg)
+        end
+        out[#out + 1] = "            elseif i < hi then"
+        out[#out + 1] = "                i = i + 1"
+        for _, l in ipairs(first) do l[1] = "                " .. l[1] end
+        append(out, lines, first)
+        out[#out + 1] = "            else"
+        out[#out + 1] = "                break"
+        out[#out + 1] = "            end"
     end
     out[#out + 1] = "        end"
     out[#out + 1] = "        oends[p] = m"

@@ -11,6 +11,7 @@
 local stage = require "dstream.stage"
 local RDD = require "dstream.rdd"
 local util = require "dstream.util"
+local shuffle = require "dstream.shuffle"
 
 local DStream = {}
 DStream.__index = DStream
@@ -130,6 +131,31 @@ function DStream:_stage_chain()
     end
 end
 
+-- Compile (once per input shape) the stage ending at this stream; with tail,
+-- the stage ends in that op's map-side combine.
+function DStream:_stage_run(src, chain, tail)
+    local shape = src.pairs and "p" or "v"
+    local run = self._stages[shape]
+    if run then return run end
+    local ops, fns, cur = {}, {}, shape
+    for i, s in ipairs(chain) do
+        cur = stage.out_shape(s.kind, cur)
+        if not cur or (tail and i == #chain and cur ~= "p") then
+            error(setmetatable({stage_op = {stream = tail or s}, cause = sformat(
+                "%s needs a pair stream, but its input holds single values", (tail or s).kind)}, stage.Failure), 0)
+        end
+        ops[i] = {kind = s.kind, stream = s, label = s.kind}
+        fns[i] = s.f
+    end
+    if tail then fns[#fns + 1] = tail.f end
+    local factory, info = stage.compile(ops, shape, self:label(),
+        tail and {kind = tail.kind, stream = tail, label = tail.kind})
+    run = factory(unpack(fns, 1, #chain + (tail and 1 or 0)))
+    self._stages[shape] = run
+    self._stage_info = info
+    return run
+end
+
 function DStream:_compute_narrow(t)
     local chain, input = self._chain, self._input
     if not chain then
@@ -138,24 +164,7 @@ function DStream:_compute_narrow(t)
     end
     local src = input:_rdd(t)
     if src == nil then return nil end
-    local shape = src.pairs and "p" or "v"
-    local run = self._stages[shape]
-    if not run then
-        local ops, fns, cur = {}, {}, shape
-        for i, s in ipairs(chain) do
-            cur = stage.out_shape(s.kind, cur)
-            if not cur then
-                error(setmetatable({stage_op = {stream = s}, cause = sformat(
-                    "%s needs a pair stream, but its input holds single values", s.kind)}, stage.Failure), 0)
-            end
-            ops[i] = {kind = s.kind, stream = s, label = s.kind}
-            fns[i] = s.f
-        end
-        local factory, info = stage.compile(ops, shape, self:label())
-        run = factory(unpack(fns))
-        self._stages[shape] = run
-        self._stage_info = info
-    end
+    local run = self:_stage_run(src, chain)
     local m, a, b, ends = run(src.n, src.a, src.b, src.ends)
     return RDD.new(m, a, b, ends, t, self:_rdd_id(t))
 end
@@ -257,7 +266,6 @@ end
 --- Pairs (record, count) per batch.
 function DStream:countByValue(numPartitions)
     check_partitions("countByValue", numPartitions, 2)
-    local shuffle = require "dstream.shuffle"
     return per_batch(self, "countByValue", true, function(s, r, t)
         local m, ks, vs, ends
         if r.pairs then
@@ -313,14 +321,37 @@ end
 
 -- Pair operations.
 
+-- reduceByKey right after a fused chain: the chain's stage folds each pair
+-- into the reducer as it makes it (Spark's map-side combine), so no array of
+-- pairs is built between the two.
+local function compute_combined(s, t)
+    if not s._chain then
+        s._chain, s._input = s.parents[1]:_stage_chain()
+        s._stages = {}
+    end
+    local src = s._input:_rdd(t)
+    if src == nil then return nil end
+    local run = s:_stage_run(src, s._chain, s)
+    local by_key, add, finish = shuffle.reducer("reduceByKey", s.f)
+    run(src.n, src.a, src.b, src.ends, by_key, add)
+    local m, ks, vs, ends = finish(s.num_partitions)
+    return RDD.new(m, ks, vs, ends, t, s:_rdd_id(t))
+end
+
 --- Per-key reduction with f(v1, v2).
 function DStream:reduceByKey(f, numPartitions)
     util.check_function("reduceByKey", 1, "f", f, 2)
     require_pairs(self, "reduceByKey", 2)
     check_partitions("reduceByKey", numPartitions, 2)
-    return per_batch(self, "reduceByKey", true, function(s, r, t)
+    local s = per_batch(self, "reduceByKey", true, function(s, r, t)
         return restamp(r:reduceByKey(f, numPartitions), s, t)
-    end)
+    end, {f = f, num_partitions = numPartitions})
+    local by_rdd = s._compute
+    s._compute = function(self_, t)
+        if fused_into_child(self_.parents[1]) then return compute_combined(self_, t) end
+        return by_rdd(self_, t)
+    end
+    return s
 end
 
 --- Per key, the array of its values in arrival order.
