@@ -3,6 +3,7 @@
  * WHY A WAKE TIMER: uv_run(UV_RUN_ONCE) blocks until some handle has an
  * event; the wake timer makes "at most timeout_ms" true even when no receiver
  * sends anything, so the driver gets control back when a batch falls due. */
+#include <signal.h>
 #include <string.h>
 
 #include "dstream/engine.h"
@@ -10,6 +11,34 @@
 
 static void on_wake(uv_timer_t *t) {
   (void)t;
+}
+
+static void on_signal(uv_signal_t *h, int signum) {
+  ds_engine_t *e = h->data;
+  e->signaled = signum;
+  uv_stop(h->loop);
+}
+
+int ds_engine_watch_signals(ds_engine_t *e) {
+  if (!e->loop_open)
+    return DS_ECLOSED;
+  if (e->watching)
+    return 0;
+  uv_signal_init(&e->loop, &e->sigint);
+  uv_signal_init(&e->loop, &e->sigterm);
+  e->sigint.data = e;
+  e->sigterm.data = e;
+  uv_signal_start(&e->sigint, on_signal, SIGINT);
+  uv_signal_start(&e->sigterm, on_signal, SIGTERM);
+  /* Signal handles must not keep the loop alive on their own. */
+  uv_unref((uv_handle_t *)&e->sigint);
+  uv_unref((uv_handle_t *)&e->sigterm);
+  e->watching = 1;
+  return 0;
+}
+
+int ds_engine_signaled(const ds_engine_t *e) {
+  return e->signaled;
 }
 
 int ds_engine_init(ds_engine_t *e, int64_t batch_ms, int manual) {
@@ -73,6 +102,11 @@ int ds_engine_close(ds_engine_t *e) {
     return 0;
   if (!uv_is_closing((uv_handle_t *)&e->wake))
     uv_close((uv_handle_t *)&e->wake, NULL);
+  if (e->watching) {
+    uv_close((uv_handle_t *)&e->sigint, NULL);
+    uv_close((uv_handle_t *)&e->sigterm, NULL);
+    e->watching = 0;
+  }
   uv_run(&e->loop, UV_RUN_NOWAIT);
   if (uv_loop_close(&e->loop) != 0)
     return DS_ESTATE;

@@ -1,5 +1,7 @@
 /* The engine's clock, scheduler and graph: batches fall due once each, in
  * order, none skipped; graphs are validated and remember what windows need. */
+#include <signal.h>
+
 #include "dstream/engine.h"
 #include "dstream/error.h"
 #include "harness.h"
@@ -37,6 +39,18 @@ static void test_system_clock_waits_for_the_next_batch(void) {
   CHECK(t % 5 == 0);
   CHECK(t > before - 5);
   CHECK(ds_clock_now(&e.clock) >= t);
+  CHECK_EQ_INT(ds_engine_close(&e), 0);
+}
+
+static void test_a_watched_signal_ends_the_run(void) {
+  ds_engine_t e;
+  CHECK_EQ_INT(ds_engine_init(&e, 1000, 0), 0);
+  CHECK_EQ_INT(ds_engine_watch_signals(&e), 0);
+  ds_engine_start(&e);
+  CHECK_EQ_INT(ds_engine_signaled(&e), 0);
+  raise(SIGTERM);
+  ds_engine_run(&e, 5000);
+  CHECK_EQ_INT(ds_engine_signaled(&e), SIGTERM);
   CHECK_EQ_INT(ds_engine_close(&e), 0);
 }
 
@@ -125,6 +139,7 @@ int main(void) {
   test_manual_clock_runs_each_batch_once();
   test_system_clock_waits_for_the_next_batch();
   test_rejects_a_non_positive_interval();
+  test_a_watched_signal_ends_the_run();
   test_batch_info_delays();
   test_graph_needs_an_output();
   test_graph_rejects_non_multiples();

@@ -13,6 +13,7 @@ local RDD = require "dstream.rdd"
 local DStream = require "dstream.stream"
 local sources = require "dstream.sources"
 local sinks = require "dstream.sinks"
+local explain = require "dstream.explain"
 
 local Context = {}
 Context.__index = Context
@@ -25,6 +26,10 @@ local OPTIONS = {
 }
 
 local contexts_made = 0
+
+--- Set by the dstream command: signals (stop cleanly on SIGINT / SIGTERM)
+--- and on_start(ctx) (dstream explain prints the graph instead of running).
+Context.hooks = {}
 
 --- StreamingContext{batchInterval = s, clock = "system"|"manual", ...}
 function Context.new(opts)
@@ -208,6 +213,14 @@ function Context:checkpoint(dir)
     self.checkpoint_dir = dir
 end
 
+--- explain(): print the graph (streams, stages after fusion, outputs); also returns it.
+function Context:explain()
+    local text = explain.text(self)
+    io.write(text)
+    io.flush()
+    return text
+end
+
 -- Listeners and receiver errors --------------------------------------------
 
 function Context:_notify(event, arg)
@@ -267,6 +280,8 @@ function Context:start()
     end
     local ok, msg, name, bad = self.engine:graph_validate()
     if not ok then error(graph_error(self, msg, name, bad), 2) end
+    local hooks = Context.hooks
+    if hooks.on_start then hooks.on_start(self) end
     for _, s in ipairs(self.streams) do s.remember_ms = self.engine:remember(s.id) end
     for _, s in ipairs(self.inputs) do
         if s.start then
@@ -283,6 +298,7 @@ function Context:start()
         end
     end
     assert(self.engine:start())
+    if hooks.signals then assert(self.engine:watch_signals()) end
     self.state = "active"
     self.next_poll = 0
 end
@@ -415,6 +431,10 @@ function Context:_loop(deadline, caller)
             wait = math.min(wait, left)
         end
         self:_pump(math.max(wait, 1))
+        if self.engine:signaled() then
+            self:stop{graceful = true}
+            return true
+        end
         self:_run_due()
         if self.stop_requested then self:_finish_stop() end
     end

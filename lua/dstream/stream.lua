@@ -180,8 +180,10 @@ local function narrow_op(kind)
                 error(sformat("%s: %s is not a pair stream (make pairs with mapToPair)", kind, tostring(self)), 2)
             end
         end
+        local pairs_ = nil
+        if out then pairs_ = out == "p" end
         return DStream.new(self.ctx, {kind = kind, parents = {self}, f = f, narrow = true,
-            pairs = out and out == "p" or nil, _compute = DStream._compute_narrow})
+            pairs = pairs_, _compute = DStream._compute_narrow})
     end
 end
 

@@ -217,6 +217,24 @@ static int engine_completed(lua_State *L) {
   return 1;
 }
 
+/* engine:watch_signals(): SIGINT / SIGTERM end the current run instead of the process */
+static int engine_watch_signals(lua_State *L) {
+  int rc = ds_engine_watch_signals(&lds_check_engine(L, 1)->e);
+  if (rc != 0)
+    return lds_fail(L, rc, "signals");
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* engine:signaled() -> the number of the last signal received, or nil */
+static int engine_signaled(lua_State *L) {
+  int sig = ds_engine_signaled(&lds_check_engine(L, 1)->e);
+  if (sig == 0)
+    return 0;
+  lua_pushinteger(L, sig);
+  return 1;
+}
+
 /* engine:close() -> true, or nil, "ESTATE: ..." while receivers' handles are open */
 static int engine_close(lua_State *L) {
   lds_engine_t *u = luaL_checkudata(L, 1, ENGINE_MT);
@@ -264,6 +282,8 @@ static const luaL_Reg engine_methods[] = {
   {"submit", engine_submit},
   {"started", engine_started},
   {"completed", engine_completed},
+  {"watch_signals", engine_watch_signals},
+  {"signaled", engine_signaled},
   {"close", engine_close},
   {NULL, NULL}
 };

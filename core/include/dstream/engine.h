@@ -25,6 +25,10 @@
 typedef struct {
   uv_loop_t loop;
   uv_timer_t wake;      /* bounds how long one run may wait */
+  uv_signal_t sigint;   /* watched only after ds_engine_watch_signals() */
+  uv_signal_t sigterm;
+  int signaled;         /* the last signal received, 0 if none */
+  int watching;
   ds_clock_t clock;
   ds_sched_t sched;
   ds_graph_t graph;
@@ -46,6 +50,11 @@ int ds_engine_due(ds_engine_t *e, int64_t *t);
 int64_t ds_engine_wait_ms(ds_engine_t *e);
 /* Manual clock: move time to ms. */
 int ds_engine_advance(ds_engine_t *e, int64_t ms);
+/* Watch SIGINT and SIGTERM: a signal ends the current run and is reported by
+ * ds_engine_signaled() instead of killing the process. */
+int ds_engine_watch_signals(ds_engine_t *e);
+/* The last signal received since watching began (0 if none). */
+int ds_engine_signaled(const ds_engine_t *e);
 /* Close the loop and free the graph; DS_ESTATE while other handles are open. */
 int ds_engine_close(ds_engine_t *e);
 
