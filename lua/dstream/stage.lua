@@ -57,6 +57,18 @@ local function emit_ops(ops, i, cur, shape, seg, depth)
     local function line(s, op)
         seg[#seg + 1] = {string.rep("    ", depth) .. s, op}
     end
+    if i > #ops and current_tail then
+        local r = #ops + 1
+        line(format("local acc = by_key[%s]", cur.k))
+        line("if acc ~= nil then")
+        line(format("    local r = rf(acc, %s)", cur.v), r)
+        line(format("    if r == nil then fail(%d, 'function returned nil for key ' .. show(%s)) end", r, cur.k), r)
+        line(format("    by_key[%s] = r", cur.k))
+        line("else")
+        line(format("    add(%s, %s)", cur.k, cur.v), r)
+        line("end")
+        return nil
+    end
     if i > #ops then
         line("m = m + 1")
         if shape == "v" then
@@ -148,7 +160,11 @@ end
 --- element of the deepest array not yet walked, else the next input record,
 --- and runs the segment of ops that follows it. The JIT sees one loop whose
 --- branches become side traces.
-function stage.compile(ops, in_shape, label)
+---
+--- With a tail op {kind = "reduceByKey", stream = s}, the stage ends in a
+--- map-side combine instead of output arrays: factory(f1, ..., fn, rf) ->
+--- run(n, a, b, ends, by_key, add), feeding a shuffle.reducer.
+function stage.compile(ops, in_shape, label, tail)
     chunk_count = chunk_count + 1
     local kinds, shape = {}, in_shape
     for i, op in ipairs(ops) do
@@ -156,19 +172,25 @@ function stage.compile(ops, in_shape, label)
         shape = assert(stage.out_shape(op.kind, shape), "op does not apply to this shape")
     end
     local out_shape = shape
+    if tail then
+        assert(out_shape == "p", "a combining stage needs pairs")
+        kinds[#kinds + 1] = tail.kind
+    end
     local name = format("=dstream:stage%d:%s", chunk_count, label or concat(kinds, ","))
     local out, lines = {}, {}
     local fnames = {}
     for i = 1, #ops do fnames[i] = "f" .. i end
-    out[1] = "local fail, type = ..."
+    if tail then fnames[#fnames + 1] = "rf" end
+    out[1] = "local fail, type, show = ..."
     out[2] = "return function(" .. concat(fnames, ", ") .. ")"
-    out[3] = "return function(n, a, b, ends)"
+    out[3] = "return function(n, a, b, ends, by_key, add)"
     out[4] = "    local oa, ob, oends = {}, " .. (out_shape == "p" and "{}" or "nil") .. ", {}"
     out[5] = "    local m, lo = 0, 1"
     out[6] = "    for p = 1, #ends do"
     out[7] = "        local hi = ends[p]"
     local first = {{in_shape == "v" and "local x0 = a[i]" or "local k0, v0 = a[i], b[i]"}}
     local cur = in_shape == "v" and {x = "x0"} or {k = "k0", v = "v0"}
+    current_tail = tail
     local flat = emit_ops(ops, 1, cur, in_shape, first, 0)
     if not flat then
         out[#out + 1] = "        for i = lo, hi do"
@@ -202,6 +224,7 @@ function stage.compile(ops, in_shape, label)
         out[#out + 1] = "                break"
         out[#out + 1] = "            end"
     end
+    current_tail = nil
     out[#out + 1] = "        end"
     out[#out + 1] = "        oends[p] = m"
     out[#out + 1] = "        lo = hi + 1"
@@ -210,12 +233,17 @@ function stage.compile(ops, in_shape, label)
     out[#out + 1] = "end"
     out[#out + 1] = "end"
     local source = concat(out, "\n")
-    local info = {name = name, source = source, lines = lines, ops = ops, out_shape = out_shape}
+    local all_ops = ops
+    if tail then
+        all_ops = {unpack(ops)}
+        all_ops[#ops + 1] = tail
+    end
+    local info = {name = name, source = source, lines = lines, ops = all_ops, out_shape = out_shape}
     local function fail(i, msg)
-        error(setmetatable({stage_op = ops[i], cause = msg}, stage.Failure), 0)
+        error(setmetatable({stage_op = all_ops[i], cause = msg}, stage.Failure), 0)
     end
     local chunk = assert(loadstring(source, name))
-    local factory = chunk(fail, type)
+    local factory = chunk(fail, type, key.show)
     by_chunk[name] = info
     return factory, info
 end

@@ -1,0 +1,109 @@
+/* The socket receiver: lines of a TCP connection, as blocks of records.
+ *
+ * A ds_socket_t is a libuv TCP client living on a loop the caller owns and
+ * runs (the engine's). It resolves host (asynchronously), connects to the
+ * first address that accepts, and reads into the line splitter
+ * (dstream/lines.h), which writes each line as one record into the current
+ * block. Every block_interval_ms the current block is sealed and queued;
+ * ds_socket_take() seals it too and hands the caller every queued block.
+ *
+ * WHEN THE CONNECTION BREAKS (refused, reset, closed by the peer, host not
+ * resolved, another network error): the unfinished line is kept as a record,
+ * the connection is closed, the event is reported, and a new connection is
+ * tried after a backoff that starts at backoff_initial_ms, doubles at each
+ * failure up to backoff_max_ms and goes back to backoff_initial_ms after a
+ * successful connect. A line longer than max_line_bytes is skipped, counted
+ * and reported, and the connection carries on.
+ *
+ * REPORTS: each event becomes a ds_socket_report_t (wall-clock time in ms
+ * since the epoch, a DS_E* code, and a message naming the peer, e.g.
+ * "ECONNREFUSED: connection refused by localhost:9") in a ring of max_reports
+ * entries the caller drains with ds_socket_errors(); when the ring is full a
+ * new report is dropped and counted, so a flapping server costs no memory.
+ *
+ * LIFETIME: libuv closes handles asynchronously, so a socket is freed in two
+ * steps. ds_socket_close() starts closing its handles; the loop must run
+ * until ds_socket_closed() says they are all closed. ds_socket_free() may be
+ * called at any time and exactly once: it closes if needed and frees the
+ * memory at once when everything is closed, else from the last close
+ * callback, so the loop must still run (the engine runs it before closing).
+ * Until freed, records already received stay takeable, even after a close.
+ *
+ * OUT OF MEMORY: if the splitter cannot grow a block even after the current
+ * block is sealed, the bytes of that read and the unfinished line are
+ * dropped, the connection is closed and retried after backoff, and DS_ENOMEM
+ * is reported with the number of bytes lost. Records already in blocks are
+ * never lost.
+ *
+ * COSTS: one 64 KiB read buffer and max_reports reports per socket; records
+ * cost their bytes plus 4 in a block; nothing is allocated per record.
+ */
+#ifndef DSTREAM_SOCKET_H
+#define DSTREAM_SOCKET_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "dstream/block.h"
+
+#define DS_SOCKET_MESSAGE_MAX 384
+
+typedef struct ds_socket_s ds_socket_t;
+
+typedef struct {
+  const char *host;             /* copied by ds_socket_new() */
+  int port;                     /* 1..65535 */
+  size_t max_line_bytes;        /* 1 MiB */
+  uint64_t block_interval_ms;   /* 0: blocks are sealed only by take */
+  uint64_t backoff_initial_ms;  /* 100 */
+  uint64_t backoff_max_ms;      /* 2000 */
+  size_t max_reports;           /* 64 */
+} ds_socket_opts_t;
+
+typedef struct {
+  int64_t time_ms;              /* wall clock, ms since the Unix epoch */
+  int code;                     /* DS_E* */
+  char message[DS_SOCKET_MESSAGE_MAX];
+} ds_socket_report_t;
+
+typedef struct {
+  uint64_t records;             /* lines received as records */
+  uint64_t bytes;               /* bytes read from the network */
+  uint64_t skipped;             /* oversize lines skipped */
+  uint64_t connects;            /* successful connects */
+  uint64_t errors;              /* events reported, dropped ones included */
+  uint64_t dropped_reports;     /* reports lost to a full ring */
+  uint64_t backoff_ms;          /* wait before the next reconnect */
+  int connected;
+} ds_socket_stats_t;
+
+/* Fill opts with the defaults above (host NULL, port 0). */
+void ds_socket_opts_init(ds_socket_opts_t *opts);
+/* Create a socket receiver on loop (borrowed, must outlive the socket);
+ * nothing happens until ds_socket_start(). DS_EINVAL for a missing host, a
+ * port out of range or backoff_initial_ms > backoff_max_ms; DS_ENOMEM. */
+int ds_socket_new(uv_loop_t *loop, const ds_socket_opts_t *opts, ds_socket_t **out);
+/* Start resolving and connecting. DS_ESTATE if already started or stopped,
+ * DS_ECLOSED once closing. */
+int ds_socket_start(ds_socket_t *s);
+/* Seal the current block and return every queued block as a chain the caller
+ * owns (free each with ds_block_free, or hand it to lds_push_blocks); NULL if
+ * nothing was received. */
+ds_block_t *ds_socket_take(ds_socket_t *s);
+/* Move up to max of the oldest reports into out; returns how many. */
+size_t ds_socket_errors(ds_socket_t *s, ds_socket_report_t *out, size_t max);
+/* Fill *st with the counters. */
+void ds_socket_stats(const ds_socket_t *s, ds_socket_stats_t *st);
+/* Close the connection (its unfinished line becomes a record) and stop
+ * reconnecting; records received stay takeable. Idempotent. */
+void ds_socket_stop(ds_socket_t *s);
+/* Stop, then start closing every handle; idempotent. */
+void ds_socket_close(ds_socket_t *s);
+/* 1 once ds_socket_close() was called and every handle is closed. */
+int ds_socket_closed(const ds_socket_t *s);
+/* Close if needed and free s, now or from the last close callback; s must
+ * not be used after this call. */
+void ds_socket_free(ds_socket_t *s);
+
+#endif

@@ -1,0 +1,526 @@
+/* The socket receiver: see dstream/socket.h for what it promises.
+ *
+ * STATES: IDLE (made, not started) -> RESOLVING -> CONNECTING -> CONNECTED;
+ * any failure goes through closing the TCP handle to WAITING (the retry
+ * timer runs the backoff) and back to RESOLVING; STOPPED is final. Each
+ * connection gets a fresh uv_tcp_t in the same embedded handle, which is why
+ * the next step after a failure (next address, or the backoff timer) always
+ * starts from the TCP handle's close callback: libuv forbids reusing a handle
+ * before it is closed.
+ *
+ * WHY A PENDING COUNT: the socket owns two timers, at most one TCP handle and
+ * at most one getaddrinfo request, each finishing in a callback that touches
+ * the struct. `pending` counts those not finished yet; the struct may only
+ * be freed when it is zero, so ds_socket_free() of a socket still closing
+ * leaves the freeing to the last callback.
+ *
+ * RECORDS: reads land in one 64 KiB buffer inside the struct and go straight
+ * through the splitter into the current block; a block is sealed (queued)
+ * by the block interval timer or by a take, and a new one is allocated only
+ * when the next bytes arrive.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "dstream/alloc.h"
+#include "dstream/error.h"
+#include "dstream/lines.h"
+#include "dstream/socket.h"
+
+#define BLOCK_CAP (64 * 1024)
+#define READ_BUF (64 * 1024)
+
+enum { S_IDLE, S_RESOLVING, S_CONNECTING, S_CONNECTED, S_WAITING, S_STOPPED };
+/* What the TCP handle's close callback does next. */
+enum { AFTER_NOTHING, AFTER_NEXT_ADDR, AFTER_RETRY };
+/* The TCP handle: not initialised, open, closing. */
+enum { HANDLE_NONE, HANDLE_OPEN, HANDLE_CLOSING };
+
+struct ds_socket_s {
+  uv_loop_t *loop;
+  ds_socket_opts_t opts;        /* opts.host points at host */
+  char *host;
+  char *peer;                   /* "host:port", for messages */
+  char service[8];              /* the port as getaddrinfo wants it */
+  int state;
+  int closing;
+  int free_when_closed;
+  int pending;                  /* handles and requests not finished */
+  uv_timer_t retry;
+  uv_timer_t seal;
+  uv_getaddrinfo_t resolve;
+  int resolving;
+  uv_tcp_t tcp;
+  int tcp_state;
+  int after_close;
+  uv_connect_t connect;
+  struct addrinfo *addrs;       /* the resolved list while connecting */
+  struct addrinfo *next_addr;
+  int last_status;              /* libuv status of the last failed connect */
+  uint64_t backoff_ms;          /* the wait of the next reconnect */
+  ds_lines_t lines;
+  ds_block_t *cur;
+  ds_blockq_t queue;
+  uint64_t sealed_records;
+  ds_socket_report_t *reports;  /* ring of opts.max_reports */
+  size_t report_head;
+  size_t report_count;
+  ds_socket_stats_t stats;
+  char buf[READ_BUF];
+};
+
+static void resolve(ds_socket_t *s);
+static void connect_next(ds_socket_t *s);
+
+void ds_socket_opts_init(ds_socket_opts_t *opts) {
+  memset(opts, 0, sizeof(*opts));
+  opts->max_line_bytes = 1024 * 1024;
+  opts->block_interval_ms = 0;
+  opts->backoff_initial_ms = 100;
+  opts->backoff_max_ms = 2000;
+  opts->max_reports = 64;
+}
+
+/* Reports. */
+
+static int64_t now_ms(void) {
+  uv_timeval64_t tv;
+  if (uv_gettimeofday(&tv) != 0)
+    return 0;
+  return tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+__attribute__((format(printf, 3, 4)))
+static void report(ds_socket_t *s, int code, const char *fmt, ...) {
+  ds_socket_report_t *r;
+  va_list ap;
+  s->stats.errors++;
+  if (s->report_count == s->opts.max_reports) {
+    s->stats.dropped_reports++;
+    return;
+  }
+  r = &s->reports[(s->report_head + s->report_count) % s->opts.max_reports];
+  s->report_count++;
+  r->time_ms = now_ms();
+  r->code = code;
+  va_start(ap, fmt);
+  vsnprintf(r->message, sizeof(r->message), fmt, ap);
+  va_end(ap);
+}
+
+/* Report the lines the splitter skipped since it had skipped `before`. */
+static void report_skips(ds_socket_t *s, uint64_t before) {
+  uint64_t n = s->lines.skipped - before;
+  if (n == 1)
+    report(s, DS_ETOOLONG, "ETOOLONG: line of %zu+ bytes skipped (maxLineBytes %zu) from %s",
+           s->lines.last_skip_len, s->lines.max_line_bytes, s->peer);
+  else if (n > 1)
+    report(s, DS_ETOOLONG, "ETOOLONG: %llu lines of %zu+ bytes skipped (maxLineBytes %zu) from %s",
+           (unsigned long long)n, s->lines.max_line_bytes + 1, s->lines.max_line_bytes, s->peer);
+}
+
+/* A libuv failure of the connection, as a report. */
+static void report_failure(ds_socket_t *s, int status, const char *doing) {
+  switch (status) {
+  case UV_ECONNREFUSED:
+    report(s, DS_ECONNREFUSED, "ECONNREFUSED: connection refused by %s", s->peer);
+    break;
+  case UV_ECONNRESET:
+    report(s, DS_ECONNRESET, "ECONNRESET: connection reset by %s", s->peer);
+    break;
+  case UV_EOF:
+    report(s, DS_EEOF, "EEOF: connection closed by %s", s->peer);
+    break;
+  default:
+    report(s, DS_ENET, "ENET: %s %s failed (%s: %s)", doing, s->peer,
+           uv_err_name(status), uv_strerror(status));
+    break;
+  }
+}
+
+/* Blocks. */
+
+static void seal(ds_socket_t *s) {
+  if (s->cur == NULL || s->cur->count == 0)
+    return;
+  s->sealed_records += s->cur->count;
+  ds_blockq_push(&s->queue, s->cur);
+  s->cur = NULL;
+}
+
+/* Run a splitter step (feed, or finish when p is NULL) into the current
+ * block; if the block cannot grow, seal it and try once more in a new one. */
+static int split(ds_socket_t *s, const char *p, size_t n) {
+  int rc = DS_ENOMEM, attempt;
+  for (attempt = 0; attempt < 2 && rc < 0; attempt++) {
+    if (attempt > 0) {
+      if (s->cur->count == 0)
+        break;
+      seal(s);
+    }
+    if (s->cur == NULL && (s->cur = ds_block_new(BLOCK_CAP)) == NULL)
+      break;
+    rc = p != NULL ? ds_lines_feed(&s->lines, p, n, s->cur) : ds_lines_finish(&s->lines, s->cur);
+  }
+  return rc;
+}
+
+/* The connection ended: keep its unfinished line as a record. */
+static void flush_line(ds_socket_t *s) {
+  uint64_t before = s->lines.skipped;
+  size_t carried = s->lines.len;
+  if (carried == 0) {
+    ds_lines_reset(&s->lines); /* ends a skip in progress, if any */
+    return;
+  }
+  if (split(s, NULL, 0) < 0) {
+    report(s, DS_ENOMEM, "ENOMEM: out of memory, unfinished line of %zu bytes from %s dropped",
+           carried, s->peer);
+    ds_lines_reset(&s->lines);
+  }
+  report_skips(s, before);
+}
+
+/* The connection. */
+
+static void free_addrs(ds_socket_t *s) {
+  if (s->addrs != NULL)
+    uv_freeaddrinfo(s->addrs);
+  s->addrs = NULL;
+  s->next_addr = NULL;
+}
+
+static void destroy(ds_socket_t *s) {
+  free_addrs(s);
+  ds_lines_close(&s->lines);
+  ds_block_free(s->cur);
+  ds_blockq_close(&s->queue);
+  ds_free(s->reports);
+  ds_free(s->peer);
+  ds_free(s->host);
+  ds_free(s);
+}
+
+/* One handle or request finished; free if that was the last and asked to. */
+static void finished(ds_socket_t *s) {
+  s->pending--;
+  if (s->closing && s->pending == 0 && s->free_when_closed)
+    destroy(s);
+}
+
+static void on_handle_closed(uv_handle_t *h) {
+  finished(h->data);
+}
+
+static void on_retry(uv_timer_t *t) {
+  resolve(t->data);
+}
+
+static void schedule_retry(ds_socket_t *s) {
+  uint64_t wait = s->backoff_ms;
+  s->state = S_WAITING;
+  s->stats.backoff_ms = wait;
+  s->backoff_ms = wait * 2 < s->opts.backoff_max_ms ? wait * 2 : s->opts.backoff_max_ms;
+  uv_timer_start(&s->retry, on_retry, wait, 0);
+}
+
+static void on_tcp_closed(uv_handle_t *h) {
+  ds_socket_t *s = h->data;
+  int after = s->after_close;
+  s->tcp_state = HANDLE_NONE;
+  if (s->closing || s->state == S_STOPPED) {
+    finished(s);
+    return;
+  }
+  s->pending--;
+  if (after == AFTER_NEXT_ADDR)
+    connect_next(s);
+  else if (after == AFTER_RETRY)
+    schedule_retry(s);
+}
+
+static void close_tcp(ds_socket_t *s, int after) {
+  s->after_close = after;
+  s->tcp_state = HANDLE_CLOSING;
+  s->stats.connected = 0;
+  uv_close((uv_handle_t *)&s->tcp, on_tcp_closed);
+}
+
+/* libuv reports an end of stream when a reset arrives together with the
+ * last bytes (it sees the hang-up after a short read and never reads the
+ * error); the socket's pending error tells the two apart. */
+static int real_status(ds_socket_t *s, int status) {
+  uv_os_fd_t fd;
+  int err = 0;
+  socklen_t len = sizeof(err);
+  if (status == UV_EOF && uv_fileno((uv_handle_t *)&s->tcp, &fd) == 0 &&
+      getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err != 0)
+    return uv_translate_sys_error(err);
+  return status;
+}
+
+/* The connection broke (status: a libuv error or UV_EOF). */
+static void disconnect(ds_socket_t *s, int status) {
+  flush_line(s);
+  report_failure(s, real_status(s, status), "read from");
+  close_tcp(s, AFTER_RETRY);
+}
+
+/* Bytes read: split them into the current block. On out of memory they and
+ * the unfinished line are dropped and the connection closed; returns -1. */
+static int take_in(ds_socket_t *s, const char *p, size_t n) {
+  uint64_t before = s->lines.skipped;
+  s->stats.bytes += n;
+  if (split(s, p, n) < 0) {
+    report(s, DS_ENOMEM, "ENOMEM: out of memory, %zu bytes and the unfinished line from %s "
+           "dropped; reconnecting", n, s->peer);
+    ds_lines_reset(&s->lines);
+    close_tcp(s, AFTER_RETRY);
+    return -1;
+  }
+  report_skips(s, before);
+  return 0;
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  ds_socket_t *s = h->data;
+  (void)suggested;
+  *buf = uv_buf_init(s->buf, sizeof(s->buf));
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
+  ds_socket_t *s = stream->data;
+  if (nread < 0)
+    disconnect(s, (int)nread);
+  else if (nread > 0)
+    take_in(s, buf->base, (size_t)nread);
+}
+
+/* A reset that arrives before libuv has seen the connect complete fails the
+ * connect, yet the handshake was done and the peer's bytes are waiting in the
+ * socket: read them (the error is consumed, so reads end at end of stream)
+ * before closing, as a blocking client would have. */
+static void salvage_reset(ds_socket_t *s) {
+  uv_os_fd_t fd;
+  ssize_t n;
+  free_addrs(s);
+  s->state = S_CONNECTED;
+  s->stats.connects++;
+  s->backoff_ms = s->opts.backoff_initial_ms;
+  if (uv_fileno((uv_handle_t *)&s->tcp, &fd) == 0)
+    while ((n = recv(fd, s->buf, sizeof(s->buf), MSG_DONTWAIT)) > 0)
+      if (take_in(s, s->buf, (size_t)n) < 0)
+        return;
+  disconnect(s, UV_ECONNRESET);
+}
+
+static void on_connect(uv_connect_t *req, int status) {
+  ds_socket_t *s = req->data;
+  int rc;
+  if (status == UV_ECANCELED)
+    return; /* we closed the handle: its close callback decides */
+  if (status == UV_ECONNRESET) {
+    salvage_reset(s);
+    return;
+  }
+  if (status < 0) {
+    s->last_status = status;
+    close_tcp(s, AFTER_NEXT_ADDR);
+    return;
+  }
+  free_addrs(s);
+  s->state = S_CONNECTED;
+  s->stats.connected = 1;
+  s->stats.connects++;
+  s->stats.backoff_ms = 0;
+  s->backoff_ms = s->opts.backoff_initial_ms;
+  uv_tcp_keepalive(&s->tcp, 1, 60);
+  if ((rc = uv_read_start((uv_stream_t *)&s->tcp, on_alloc, on_read)) < 0) {
+    report_failure(s, rc, "read from");
+    close_tcp(s, AFTER_RETRY);
+  }
+}
+
+/* Try the next resolved address; when none is left, report and back off. */
+static void connect_next(ds_socket_t *s) {
+  struct addrinfo *ai = s->next_addr;
+  int rc;
+  if (ai == NULL) {
+    free_addrs(s);
+    report_failure(s, s->last_status, "connect to");
+    schedule_retry(s);
+    return;
+  }
+  s->next_addr = ai->ai_next;
+  s->state = S_CONNECTING;
+  uv_tcp_init(s->loop, &s->tcp);
+  s->tcp.data = s;
+  s->tcp_state = HANDLE_OPEN;
+  s->pending++;
+  s->connect.data = s;
+  if ((rc = uv_tcp_connect(&s->connect, &s->tcp, ai->ai_addr, on_connect)) < 0) {
+    s->last_status = rc;
+    close_tcp(s, AFTER_NEXT_ADDR);
+  }
+}
+
+static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
+  ds_socket_t *s = req->data;
+  s->resolving = 0;
+  if (s->closing || s->state == S_STOPPED) {
+    if (res != NULL)
+      uv_freeaddrinfo(res);
+    finished(s);
+    return;
+  }
+  s->pending--;
+  if (status < 0) {
+    report(s, DS_ERESOLVE, "ERESOLVE: cannot resolve %s (%s: %s)", s->peer,
+           uv_err_name(status), uv_strerror(status));
+    schedule_retry(s);
+    return;
+  }
+  s->addrs = res;
+  s->next_addr = res;
+  s->last_status = UV_ECONNREFUSED;
+  connect_next(s);
+}
+
+static void resolve(ds_socket_t *s) {
+  struct addrinfo hints;
+  int rc;
+  memset(&hints, 0, sizeof(hints));
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_protocol = IPPROTO_TCP;
+  s->state = S_RESOLVING;
+  s->resolve.data = s;
+  rc = uv_getaddrinfo(s->loop, &s->resolve, on_resolved, s->host, s->service, &hints);
+  if (rc < 0) {
+    report(s, DS_ERESOLVE, "ERESOLVE: cannot resolve %s (%s: %s)", s->peer,
+           uv_err_name(rc), uv_strerror(rc));
+    schedule_retry(s);
+    return;
+  }
+  s->resolving = 1;
+  s->pending++;
+}
+
+static void on_seal(uv_timer_t *t) {
+  seal(t->data);
+}
+
+/* The public face. */
+
+static char *make_peer(const char *host, int port) {
+  size_t n = strlen(host) + 16;
+  char *peer = ds_malloc(n);
+  if (peer == NULL)
+    return NULL;
+  snprintf(peer, n, strchr(host, ':') != NULL ? "[%s]:%d" : "%s:%d", host, port);
+  return peer;
+}
+
+int ds_socket_new(uv_loop_t *loop, const ds_socket_opts_t *opts, ds_socket_t **out) {
+  ds_socket_t *s;
+  if (opts->host == NULL || opts->host[0] == '\0' || opts->port < 1 || opts->port > 65535 ||
+      opts->max_line_bytes == 0 || opts->max_reports == 0 ||
+      opts->backoff_initial_ms == 0 || opts->backoff_initial_ms > opts->backoff_max_ms)
+    return DS_EINVAL;
+  if ((s = ds_calloc(1, sizeof(*s))) == NULL)
+    return DS_ENOMEM;
+  s->host = ds_strndup(opts->host, strlen(opts->host));
+  s->peer = make_peer(opts->host, opts->port);
+  s->reports = ds_calloc(opts->max_reports, sizeof(*s->reports));
+  if (s->host == NULL || s->peer == NULL || s->reports == NULL) {
+    destroy(s);
+    return DS_ENOMEM;
+  }
+  s->loop = loop;
+  s->opts = *opts;
+  s->opts.host = s->host;
+  snprintf(s->service, sizeof(s->service), "%d", opts->port);
+  s->state = S_IDLE;
+  s->backoff_ms = opts->backoff_initial_ms;
+  ds_lines_init(&s->lines, opts->max_line_bytes);
+  ds_blockq_init(&s->queue);
+  uv_timer_init(loop, &s->retry);
+  uv_timer_init(loop, &s->seal);
+  s->retry.data = s;
+  s->seal.data = s;
+  s->pending = 2;
+  *out = s;
+  return 0;
+}
+
+int ds_socket_start(ds_socket_t *s) {
+  if (s->closing)
+    return DS_ECLOSED;
+  if (s->state != S_IDLE)
+    return DS_ESTATE;
+  if (s->opts.block_interval_ms > 0)
+    uv_timer_start(&s->seal, on_seal, s->opts.block_interval_ms, s->opts.block_interval_ms);
+  resolve(s);
+  return 0;
+}
+
+ds_block_t *ds_socket_take(ds_socket_t *s) {
+  seal(s);
+  return ds_blockq_take(&s->queue);
+}
+
+size_t ds_socket_errors(ds_socket_t *s, ds_socket_report_t *out, size_t max) {
+  size_t n = 0;
+  while (n < max && s->report_count > 0) {
+    out[n++] = s->reports[s->report_head];
+    s->report_head = (s->report_head + 1) % s->opts.max_reports;
+    s->report_count--;
+  }
+  return n;
+}
+
+void ds_socket_stats(const ds_socket_t *s, ds_socket_stats_t *st) {
+  *st = s->stats;
+  st->records = s->sealed_records + (s->cur != NULL ? s->cur->count : 0);
+  st->skipped = s->lines.skipped;
+}
+
+void ds_socket_stop(ds_socket_t *s) {
+  if (s->state == S_STOPPED)
+    return;
+  if (s->state == S_CONNECTED)
+    flush_line(s);
+  s->state = S_STOPPED;
+  if (s->resolving)
+    uv_cancel((uv_req_t *)&s->resolve); /* if it already runs, its callback frees */
+  free_addrs(s);
+  if (s->tcp_state == HANDLE_OPEN)
+    close_tcp(s, AFTER_NOTHING);
+  uv_timer_stop(&s->retry);
+  uv_timer_stop(&s->seal);
+  s->stats.connected = 0;
+  s->stats.backoff_ms = 0;
+}
+
+void ds_socket_close(ds_socket_t *s) {
+  if (s->closing)
+    return;
+  ds_socket_stop(s);
+  s->closing = 1;
+  uv_close((uv_handle_t *)&s->retry, on_handle_closed);
+  uv_close((uv_handle_t *)&s->seal, on_handle_closed);
+}
+
+int ds_socket_closed(const ds_socket_t *s) {
+  return s->closing && s->pending == 0;
+}
+
+void ds_socket_free(ds_socket_t *s) {
+  ds_socket_close(s);
+  if (s->pending == 0)
+    destroy(s);
+  else
+    s->free_when_closed = 1;
+}

@@ -1,0 +1,265 @@
+/* The file-system helpers against a real temporary directory: results, and
+ * errors that carry the right code and name the path. */
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "dstream/error.h"
+#include "dstream/fs.h"
+#include "harness.h"
+
+static char root[256];
+static char errbuf[512];
+
+/* root/rel, in a static buffer (one of four, so a call can take several). */
+static const char *at(const char *rel) {
+  static char bufs[4][512];
+  static int next;
+  char *p = bufs[next++ % 4];
+  snprintf(p, 512, "%s/%s", root, rel);
+  return p;
+}
+
+static void put(const char *rel, const char *data, size_t len) {
+  CHECK_EQ_INT(ds_fs_write(at(rel), data, len, errbuf, sizeof(errbuf)), 0);
+}
+
+static void check_records(const ds_block_t *blk, const char *const *want,
+                          const size_t *wlen, size_t n) {
+  const char *rec;
+  size_t len, off = 0, i = 0;
+  while (ds_block_next(blk, &off, &rec, &len)) {
+    CHECK(i < n);
+    if (i < n)
+      CHECK(len == wlen[i] && memcmp(rec, want[i], len) == 0);
+    i++;
+  }
+  CHECK_EQ_INT(i, n);
+}
+
+static void test_mkdirs(void) {
+  ds_fs_stat_t st;
+  CHECK_EQ_INT(ds_fs_mkdirs(at("a/b/c"), errbuf, sizeof(errbuf)), 0);
+  CHECK_EQ_INT(ds_fs_stat(at("a/b/c"), &st, errbuf, sizeof(errbuf)), 0);
+  CHECK(st.is_dir);
+  CHECK_EQ_INT(ds_fs_mkdirs(at("a/b/c"), errbuf, sizeof(errbuf)), 0);
+  CHECK_EQ_INT(ds_fs_mkdirs(at("a/b/d/"), errbuf, sizeof(errbuf)), 0);
+  put("a/file", "x", 1);
+  CHECK_EQ_INT(ds_fs_mkdirs(at("a/file"), errbuf, sizeof(errbuf)), DS_EEXIST);
+  CHECK_EQ_STR(errbuf, at("a/file"));
+  CHECK_EQ_INT(ds_fs_mkdirs(at("a/file/sub"), errbuf, sizeof(errbuf)), DS_EIO);
+  CHECK(strstr(errbuf, "a/file/sub (Not a directory)") != NULL);
+  CHECK_EQ_INT(ds_fs_mkdirs("", errbuf, sizeof(errbuf)), DS_ENOENT);
+}
+
+static void test_write_stat_and_read_back(void) {
+  static const char text[] = "one\ntwo\r\nthr\0ee\n\nwaaaaaaaaaaaay too long\nlast";
+  const char *want[] = {"one", "two", "thr\0ee", "", "last"};
+  size_t wlen[] = {3, 3, 6, 0, 4};
+  ds_fs_stat_t st;
+  ds_block_t *blk = NULL;
+  uint64_t skipped = 0;
+  put("text", text, sizeof(text) - 1);
+  CHECK_EQ_INT(ds_fs_stat(at("text"), &st, errbuf, sizeof(errbuf)), 0);
+  CHECK_EQ_INT(st.size, sizeof(text) - 1);
+  CHECK(!st.is_dir);
+  CHECK(st.mtime_ms > 1500000000000LL);
+  CHECK_EQ_INT(ds_fs_read_lines(at("text"), 10, &blk, &skipped, errbuf, sizeof(errbuf)), 0);
+  check_records(blk, want, wlen, 5);
+  CHECK_EQ_INT(skipped, 1);
+  ds_block_free(blk);
+  /* Writing again replaces the content. */
+  put("text", "new\n", 4);
+  CHECK_EQ_INT(ds_fs_stat(at("text"), &st, errbuf, sizeof(errbuf)), 0);
+  CHECK_EQ_INT(st.size, 4);
+  put("empty", "", 0);
+  CHECK_EQ_INT(ds_fs_read_lines(at("empty"), 10, &blk, &skipped, errbuf, sizeof(errbuf)), 0);
+  CHECK_EQ_INT(blk->count, 0);
+  CHECK_EQ_INT(skipped, 0);
+  ds_block_free(blk);
+}
+
+static void test_read_lines_across_chunks(void) {
+  size_t n = 50000, i, len = 0, off = 0, rlen;
+  char *text = malloc(n * 16), want[32];
+  const char *rec;
+  ds_block_t *blk = NULL;
+  uint64_t skipped;
+  int exact = 1;
+  for (i = 0; i < n; i++)
+    len += (size_t)sprintf(text + len, i % 3 ? "line %zu\n" : "line %zu\r\n", i);
+  put("big", text, len);
+  CHECK_EQ_INT(ds_fs_read_lines(at("big"), 1 << 20, &blk, &skipped, errbuf, sizeof(errbuf)), 0);
+  CHECK_EQ_INT(blk->count, n);
+  for (i = 0; ds_block_next(blk, &off, &rec, &rlen); i++) {
+    int wlen = sprintf(want, "line %zu", i);
+    exact = exact && rlen == (size_t)wlen && memcmp(rec, want, rlen) == 0;
+  }
+  CHECK(exact);
+  ds_block_free(blk);
+  free(text);
+}
+
+static void test_missing_paths_are_named(void) {
+  ds_fs_stat_t st;
+  ds_block_t *blk = NULL;
+  uint64_t skipped;
+  char **names;
+  size_t n;
+  CHECK_EQ_INT(ds_fs_stat(at("nope"), &st, errbuf, sizeof(errbuf)), DS_ENOENT);
+  CHECK_EQ_STR(errbuf, at("nope"));
+  CHECK_EQ_INT(ds_fs_read_lines(at("nope"), 10, &blk, &skipped, errbuf, sizeof(errbuf)), DS_ENOENT);
+  CHECK_EQ_STR(errbuf, at("nope"));
+  CHECK(blk == NULL);
+  CHECK_EQ_INT(ds_fs_list(at("nope"), &names, &n, errbuf, sizeof(errbuf)), DS_ENOENT);
+  CHECK_EQ_STR(errbuf, at("nope"));
+  CHECK_EQ_INT(ds_fs_write(at("nope/file"), "x", 1, errbuf, sizeof(errbuf)), DS_ENOENT);
+  CHECK_EQ_STR(errbuf, at("nope/file"));
+  CHECK_EQ_INT(ds_fs_fsync_dir(at("nope"), errbuf, sizeof(errbuf)), DS_ENOENT);
+  CHECK_EQ_INT(ds_fs_remove_tree(at("nope"), errbuf, sizeof(errbuf)), DS_ENOENT);
+  CHECK_EQ_INT(ds_fs_rename(at("nope"), at("other"), NULL, 0), DS_ENOENT);
+  CHECK_EQ_INT(ds_fs_rename(at("nope"), at("other"), errbuf, sizeof(errbuf)), DS_ENOENT);
+  CHECK(strstr(errbuf, "/nope -> ") != NULL && strstr(errbuf, "/other") != NULL);
+}
+
+static void test_wrong_kind_of_file(void) {
+  ds_block_t *blk = NULL;
+  uint64_t skipped;
+  char **names;
+  size_t n;
+  char want[600];
+  CHECK_EQ_INT(ds_fs_mkdirs(at("kind/dir"), errbuf, sizeof(errbuf)), 0);
+  put("kind/file", "x\n", 2);
+  CHECK_EQ_INT(ds_fs_read_lines(at("kind/dir"), 10, &blk, &skipped, errbuf, sizeof(errbuf)), DS_EIO);
+  snprintf(want, sizeof(want), "%s (Is a directory)", at("kind/dir"));
+  CHECK_EQ_STR(errbuf, want);
+  CHECK_EQ_INT(ds_fs_list(at("kind/file"), &names, &n, errbuf, sizeof(errbuf)), DS_EIO);
+  CHECK_EQ_INT(ds_fs_write(at("kind/dir"), "x", 1, errbuf, sizeof(errbuf)), DS_EIO);
+  CHECK_EQ_INT(ds_fs_rename(at("kind/file"), at("kind/dir"), errbuf, sizeof(errbuf)), DS_EIO);
+  /* rename(2) replaces an empty directory by a directory, not a full one. */
+  put("kind/dir/inside", "x", 1);
+  CHECK_EQ_INT(ds_fs_mkdirs(at("kind/dir2"), errbuf, sizeof(errbuf)), 0);
+  CHECK_EQ_INT(ds_fs_rename(at("kind/dir2"), at("kind/dir"), errbuf, sizeof(errbuf)), DS_EEXIST);
+}
+
+static void test_permission_denied(void) {
+  ds_block_t *blk = NULL;
+  uint64_t skipped;
+  if (geteuid() == 0)
+    return; /* root reads everything */
+  put("secret", "x\n", 2);
+  CHECK_EQ_INT(chmod(at("secret"), 0), 0);
+  CHECK_EQ_INT(ds_fs_read_lines(at("secret"), 10, &blk, &skipped, errbuf, sizeof(errbuf)), DS_EACCES);
+  CHECK_EQ_STR(errbuf, at("secret"));
+}
+
+static void test_list_sorted(void) {
+  char **names = NULL;
+  size_t n = 0;
+  CHECK_EQ_INT(ds_fs_mkdirs(at("list/zsub"), errbuf, sizeof(errbuf)), 0);
+  put("list/b", "", 0);
+  put("list/a", "", 0);
+  put("list/.hidden", "", 0);
+  put("list/B", "", 0);
+  CHECK_EQ_INT(ds_fs_list(at("list"), &names, &n, errbuf, sizeof(errbuf)), 0);
+  CHECK_EQ_INT(n, 5);
+  if (n == 5) {
+    CHECK_EQ_STR(names[0], ".hidden");
+    CHECK_EQ_STR(names[1], "B");
+    CHECK_EQ_STR(names[2], "a");
+    CHECK_EQ_STR(names[3], "b");
+    CHECK_EQ_STR(names[4], "zsub");
+  }
+  ds_fs_list_free(names, n);
+  CHECK_EQ_INT(ds_fs_mkdirs(at("list/zsub/empty"), errbuf, sizeof(errbuf)), 0);
+  CHECK_EQ_INT(ds_fs_list(at("list/zsub/empty"), &names, &n, errbuf, sizeof(errbuf)), 0);
+  CHECK_EQ_INT(n, 0);
+  ds_fs_list_free(names, n);
+}
+
+/* The atomic directory write the sinks do: tmp dir, files, rename, fsync. */
+static void test_atomic_directory_write(void) {
+  ds_fs_stat_t st;
+  CHECK_EQ_INT(ds_fs_mkdirs(at("out/_tmp-1000"), errbuf, sizeof(errbuf)), 0);
+  put("out/_tmp-1000/part-00000", "a\nb\n", 4);
+  put("out/_tmp-1000/_SUCCESS", "", 0);
+  CHECK_EQ_INT(ds_fs_fsync_dir(at("out/_tmp-1000"), errbuf, sizeof(errbuf)), 0);
+  CHECK_EQ_INT(ds_fs_rename(at("out/_tmp-1000"), at("out/batch-1000"), errbuf, sizeof(errbuf)), 0);
+  CHECK_EQ_INT(ds_fs_fsync_dir(at("out"), errbuf, sizeof(errbuf)), 0);
+  CHECK_EQ_INT(ds_fs_stat(at("out/batch-1000/part-00000"), &st, errbuf, sizeof(errbuf)), 0);
+  CHECK_EQ_INT(st.size, 4);
+  CHECK_EQ_INT(ds_fs_stat(at("out/_tmp-1000"), &st, errbuf, sizeof(errbuf)), DS_ENOENT);
+}
+
+static void test_remove_tree_does_not_follow_links(void) {
+  ds_fs_stat_t st;
+  CHECK_EQ_INT(ds_fs_mkdirs(at("keep"), errbuf, sizeof(errbuf)), 0);
+  put("keep/precious", "x", 1);
+  CHECK_EQ_INT(ds_fs_mkdirs(at("tree/x/y/z"), errbuf, sizeof(errbuf)), 0);
+  put("tree/x/f1", "1", 1);
+  put("tree/x/y/f2", "2", 1);
+  CHECK_EQ_INT(symlink(at("keep"), at("tree/x/link")), 0);
+  CHECK_EQ_INT(ds_fs_remove_tree(at("tree"), errbuf, sizeof(errbuf)), 0);
+  CHECK_EQ_INT(ds_fs_stat(at("tree"), &st, errbuf, sizeof(errbuf)), DS_ENOENT);
+  CHECK_EQ_INT(ds_fs_stat(at("keep/precious"), &st, errbuf, sizeof(errbuf)), 0);
+  put("lonely", "x", 1);
+  CHECK_EQ_INT(ds_fs_remove_tree(at("lonely"), errbuf, sizeof(errbuf)), 0);
+  CHECK_EQ_INT(ds_fs_stat(at("lonely"), &st, errbuf, sizeof(errbuf)), DS_ENOENT);
+}
+
+static void test_out_of_memory(void) {
+  char **names;
+  size_t n;
+  ds_block_t *blk;
+  uint64_t skipped;
+  long nth;
+  int failed;
+  CHECK_EQ_INT(ds_fs_mkdirs(at("oom"), errbuf, sizeof(errbuf)), 0);
+  put("oom/1", "one\ntwo\n", 8);
+  put("oom/2", "", 0);
+  for (nth = 1, failed = 1; failed; nth++) {
+    ds_test_fail_after(nth);
+    failed = ds_fs_list(at("oom"), &names, &n, errbuf, sizeof(errbuf)) != 0;
+    ds_test_fail_after(0);
+    if (failed)
+      CHECK_EQ_STR(errbuf, at("oom"));
+    else
+      ds_fs_list_free(names, n);
+    CHECK_EQ_INT(ds_test_live(), 0);
+  }
+  CHECK(nth > 3);
+  for (nth = 1, failed = 1; failed; nth++) {
+    ds_test_fail_after(nth);
+    failed = ds_fs_read_lines(at("oom/1"), 100, &blk, &skipped, errbuf, sizeof(errbuf)) != 0;
+    ds_test_fail_after(0);
+    if (!failed)
+      ds_block_free(blk);
+    CHECK_EQ_INT(ds_test_live(), 0);
+  }
+  CHECK(nth > 3);
+  ds_test_fail_after(1);
+  CHECK_EQ_INT(ds_fs_remove_tree(at("oom"), errbuf, sizeof(errbuf)), DS_ENOMEM);
+  ds_test_fail_after(0);
+}
+
+int main(void) {
+  const char *tmp = getenv("TMPDIR");
+  ds_test_begin();
+  snprintf(root, sizeof(root), "%s/ds_test_fs.XXXXXX", tmp != NULL ? tmp : "/tmp");
+  if (mkdtemp(root) == NULL) {
+    perror("mkdtemp");
+    return 1;
+  }
+  test_mkdirs();
+  test_write_stat_and_read_back();
+  test_read_lines_across_chunks();
+  test_missing_paths_are_named();
+  test_wrong_kind_of_file();
+  test_permission_denied();
+  test_list_sorted();
+  test_atomic_directory_write();
+  test_remove_tree_does_not_follow_links();
+  test_out_of_memory();
+  CHECK_EQ_INT(ds_fs_remove_tree(root, errbuf, sizeof(errbuf)), 0);
+  return ds_test_end("test_fs");
+}

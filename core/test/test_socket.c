@@ -1,0 +1,674 @@
+/* The socket receiver against a real libuv TCP server on 127.0.0.1: lines
+ * arrive exactly, oversize lines are skipped and reported, refused and reset
+ * connections are reported and retried with backoff, and everything is freed.
+ * The loop runs until a condition holds; a 20 s guard timer only stops a
+ * broken test from hanging, nothing here depends on timing. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "dstream/error.h"
+#include "dstream/socket.h"
+#include "harness.h"
+
+/* The test server: what to send on the nth connection, then how to end it. */
+enum { END_KEEP, END_CLOSE, END_RESET };
+#define MAX_CONNS 8
+
+typedef struct server_s server_t;
+
+typedef struct {
+  uv_tcp_t tcp;
+  uv_write_t write;
+  server_t *srv;
+  int index;
+  int end;
+  int open;
+} conn_t;
+
+struct server_s {
+  uv_loop_t *loop;
+  uv_tcp_t listener;
+  int port;
+  int listening;
+  int accepted;
+  const char *data[MAX_CONNS];
+  size_t len[MAX_CONNS];
+  int end[MAX_CONNS];
+  conn_t *conns[MAX_CONNS];
+};
+
+static uv_loop_t loop;
+static uv_timer_t guard;
+static int timed_out;
+
+static void on_guard(uv_timer_t *t) {
+  (void)t;
+  timed_out = 1;
+}
+
+typedef int (*pred_fn)(void *arg, long n);
+
+/* Run the loop until pred(arg, n) holds; a check fails if the guard fires. */
+static void run_until(pred_fn pred, void *arg, long n) {
+  timed_out = 0;
+  uv_timer_start(&guard, on_guard, 20000, 0);
+  while (!pred(arg, n) && !timed_out)
+    uv_run(&loop, UV_RUN_ONCE);
+  uv_timer_stop(&guard);
+  CHECK(!timed_out);
+}
+
+static ds_socket_stats_t stats_of(void *s) {
+  ds_socket_stats_t st;
+  ds_socket_stats(s, &st);
+  return st;
+}
+
+static int records_reach(void *s, long n) {
+  return stats_of(s).records >= (uint64_t)n;
+}
+
+static int errors_reach(void *s, long n) {
+  return stats_of(s).errors >= (uint64_t)n;
+}
+
+static int bytes_reach(void *s, long n) {
+  return stats_of(s).bytes >= (uint64_t)n;
+}
+
+static int connects_reach(void *s, long n) {
+  return stats_of(s).connects >= (uint64_t)n;
+}
+
+static int is_closed(void *s, long n) {
+  (void)n;
+  return ds_socket_closed(s);
+}
+
+static int accepted_reach(void *srv, long n) {
+  return ((server_t *)srv)->accepted >= n;
+}
+
+/* The server side. */
+
+static void on_conn_closed(uv_handle_t *h) {
+  conn_t *c = h->data;
+  c->srv->conns[c->index] = NULL;
+  free(c);
+}
+
+static void end_conn(conn_t *c) {
+  c->open = 0;
+  if (c->end == END_RESET)
+    uv_tcp_close_reset(&c->tcp, on_conn_closed);
+  else
+    uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+}
+
+static void on_written(uv_write_t *w, int status) {
+  conn_t *c = w->data;
+  (void)status;
+  if (c->end != END_KEEP && c->open)
+    end_conn(c);
+}
+
+static void conn_write(conn_t *c, const char *data, size_t len) {
+  uv_buf_t buf = uv_buf_init((char *)data, (unsigned)len);
+  c->write.data = c;
+  CHECK_EQ_INT(uv_write(&c->write, (uv_stream_t *)&c->tcp, &buf, 1, on_written), 0);
+}
+
+static void on_connection(uv_stream_t *listener, int status) {
+  server_t *srv = listener->data;
+  conn_t *c;
+  int i = srv->accepted;
+  CHECK_EQ_INT(status, 0);
+  CHECK(i < MAX_CONNS);
+  c = calloc(1, sizeof(*c));
+  uv_tcp_init(srv->loop, &c->tcp);
+  c->tcp.data = c;
+  c->srv = srv;
+  c->index = i;
+  c->open = 1;
+  c->end = srv->end[i];
+  CHECK_EQ_INT(uv_accept(listener, (uv_stream_t *)&c->tcp), 0);
+  srv->conns[i] = c;
+  srv->accepted++;
+  if (srv->data[i] != NULL)
+    conn_write(c, srv->data[i], srv->len[i]);
+  else if (c->end != END_KEEP)
+    end_conn(c);
+}
+
+/* Bind 127.0.0.1 on a free port; connections are refused until listening. */
+static void server_bind(server_t *srv) {
+  struct sockaddr_in addr;
+  struct sockaddr_storage name;
+  int namelen = sizeof(name);
+  memset(srv, 0, sizeof(*srv));
+  srv->loop = &loop;
+  uv_tcp_init(&loop, &srv->listener);
+  srv->listener.data = srv;
+  uv_ip4_addr("127.0.0.1", 0, &addr);
+  CHECK_EQ_INT(uv_tcp_bind(&srv->listener, (const struct sockaddr *)&addr, 0), 0);
+  CHECK_EQ_INT(uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&name, &namelen), 0);
+  srv->port = ntohs(((struct sockaddr_in *)&name)->sin_port);
+}
+
+static void server_listen(server_t *srv) {
+  CHECK_EQ_INT(uv_listen((uv_stream_t *)&srv->listener, 16, on_connection), 0);
+  srv->listening = 1;
+}
+
+static void server_script(server_t *srv, int i, const char *data, size_t len, int end) {
+  srv->data[i] = data;
+  srv->len[i] = len;
+  srv->end[i] = end;
+}
+
+static void server_close(server_t *srv) {
+  int i;
+  for (i = 0; i < srv->accepted; i++)
+    if (srv->conns[i] != NULL && srv->conns[i]->open) {
+      srv->conns[i]->end = END_CLOSE;
+      end_conn(srv->conns[i]);
+    }
+  uv_close((uv_handle_t *)&srv->listener, NULL);
+}
+
+/* The client side. */
+
+static ds_socket_t *client_new(int port, size_t max_line_bytes, uint64_t block_interval_ms) {
+  ds_socket_opts_t o;
+  ds_socket_t *s = NULL;
+  ds_socket_opts_init(&o);
+  o.host = "127.0.0.1";
+  o.port = port;
+  o.max_line_bytes = max_line_bytes;
+  o.block_interval_ms = block_interval_ms;
+  o.backoff_initial_ms = 5;
+  o.backoff_max_ms = 20;
+  CHECK_EQ_INT(ds_socket_new(&loop, &o, &s), 0);
+  return s;
+}
+
+static void client_close(ds_socket_t *s) {
+  ds_socket_close(s);
+  run_until(is_closed, s, 0);
+  ds_socket_free(s);
+}
+
+/* Check the taken records equal want[0..n) (lengths wlen). */
+static void check_take(ds_socket_t *s, const char *const *want, const size_t *wlen, size_t n) {
+  ds_block_t *chain = ds_socket_take(s), *next;
+  size_t i = 0;
+  for (; chain != NULL; chain = next) {
+    const char *rec;
+    size_t len, off = 0;
+    next = chain->next;
+    while (ds_block_next(chain, &off, &rec, &len)) {
+      CHECK(i < n);
+      if (i < n)
+        CHECK(len == wlen[i] && memcmp(rec, want[i], len) == 0);
+      i++;
+    }
+    ds_block_free(chain);
+  }
+  CHECK_EQ_INT(i, n);
+}
+
+/* Drain one report; check its code and that its message is fmt with the
+ * port put in. */
+static void check_report(ds_socket_t *s, int code, const char *fmt, int port) {
+  ds_socket_report_t r;
+  char want[160];
+  CHECK_EQ_INT(ds_socket_errors(s, &r, 1), 1);
+  CHECK_EQ_INT(r.code, code);
+  CHECK(r.time_ms > 1500000000000LL);
+  snprintf(want, sizeof(want), fmt, port);
+  CHECK_EQ_STR(r.message, want);
+  if (strcmp(r.message, want) != 0)
+    fprintf(stderr, "  got \"%s\"\n", r.message);
+}
+
+static void finish_loop(void) {
+  uv_close((uv_handle_t *)&guard, NULL);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  CHECK_EQ_INT(uv_loop_close(&loop), 0);
+}
+
+static void start_loop(void) {
+  uv_loop_init(&loop);
+  uv_timer_init(&loop, &guard);
+}
+
+/* The tests. */
+
+static void test_lines_arrive_exactly(void) {
+  static const char first[] = "one\ntwo\r\nthr\0ee\n\nlast, no newline";
+  static const char second[] = "again\n";
+  const char *want[] = {"one", "two", "thr\0ee", "", "last, no newline", "again"};
+  size_t wlen[] = {3, 3, 6, 0, 16, 5};
+  server_t srv;
+  ds_socket_t *s;
+  ds_socket_stats_t st;
+  start_loop();
+  server_bind(&srv);
+  server_script(&srv, 0, first, sizeof(first) - 1, END_CLOSE);
+  server_script(&srv, 1, second, sizeof(second) - 1, END_KEEP);
+  server_listen(&srv);
+  s = client_new(srv.port, 1024, 0);
+  CHECK_EQ_INT(ds_socket_start(s), 0);
+  CHECK_EQ_INT(ds_socket_start(s), DS_ESTATE);
+  run_until(records_reach, s, 6);
+  check_take(s, want, wlen, 6);
+  CHECK(ds_socket_take(s) == NULL);
+  check_report(s, DS_EEOF, "EEOF: connection closed by 127.0.0.1:%d", srv.port);
+  st = stats_of(s);
+  CHECK_EQ_INT(st.connects, 2);
+  CHECK_EQ_INT(st.connected, 1);
+  CHECK_EQ_INT(st.errors, 1);
+  CHECK_EQ_INT(st.bytes, sizeof(first) - 1 + sizeof(second) - 1);
+  CHECK_EQ_INT(st.skipped, 0);
+  client_close(s);
+  server_close(&srv);
+  finish_loop();
+}
+
+static void test_many_lines_across_reads(void) {
+  size_t n = 100000, i, len = 0;
+  char *text = malloc(n * 16);
+  server_t srv;
+  ds_socket_t *s;
+  ds_block_t *chain, *next;
+  size_t got = 0;
+  int exact = 1;
+  for (i = 0; i < n; i++)
+    len += (size_t)sprintf(text + len, i % 2 ? "line %zu\r\n" : "line %zu\n", i);
+  start_loop();
+  server_bind(&srv);
+  server_script(&srv, 0, text, len, END_KEEP);
+  server_listen(&srv);
+  s = client_new(srv.port, 64, 1);
+  CHECK_EQ_INT(ds_socket_start(s), 0);
+  run_until(records_reach, s, (long)n);
+  for (chain = ds_socket_take(s); chain != NULL; chain = next) {
+    const char *rec;
+    size_t rlen, off = 0;
+    char want[32];
+    next = chain->next;
+    while (ds_block_next(chain, &off, &rec, &rlen)) {
+      int wlen = sprintf(want, "line %zu", got++);
+      exact = exact && rlen == (size_t)wlen && memcmp(rec, want, rlen) == 0;
+    }
+    ds_block_free(chain);
+  }
+  CHECK_EQ_INT(got, n);
+  CHECK(exact);
+  CHECK_EQ_INT(stats_of(s).bytes, len);
+  client_close(s);
+  server_close(&srv);
+  finish_loop();
+  free(text);
+}
+
+static void test_oversize_line_is_skipped_and_reported(void) {
+  static const char data[] = "short\nxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\nnext\r\n";
+  const char *want[] = {"short", "next"};
+  size_t wlen[] = {5, 4};
+  server_t srv;
+  ds_socket_t *s;
+  ds_socket_report_t r;
+  char suffix[96];
+  start_loop();
+  server_bind(&srv);
+  server_script(&srv, 0, data, sizeof(data) - 1, END_KEEP);
+  server_listen(&srv);
+  s = client_new(srv.port, 16, 0);
+  CHECK_EQ_INT(ds_socket_start(s), 0);
+  run_until(records_reach, s, 2);
+  check_take(s, want, wlen, 2);
+  CHECK_EQ_INT(stats_of(s).skipped, 1);
+  CHECK_EQ_INT(stats_of(s).connected, 1);
+  CHECK_EQ_INT(ds_socket_errors(s, &r, 1), 1);
+  CHECK_EQ_INT(r.code, DS_ETOOLONG);
+  CHECK(strncmp(r.message, "ETOOLONG: line of ", 18) == 0);
+  snprintf(suffix, sizeof(suffix), "+ bytes skipped (maxLineBytes 16) from 127.0.0.1:%d", srv.port);
+  CHECK(strlen(r.message) > strlen(suffix) &&
+        strcmp(r.message + strlen(r.message) - strlen(suffix), suffix) == 0);
+  CHECK_EQ_INT(ds_socket_errors(s, &r, 1), 0);
+  client_close(s);
+  server_close(&srv);
+  finish_loop();
+}
+
+static void test_refused_connection_is_retried_with_backoff(void) {
+  static const char data[] = "hello\n";
+  const char *want[] = {"hello"};
+  size_t wlen[] = {5};
+  uint64_t waits[] = {5, 10, 20, 20};
+  server_t srv;
+  ds_socket_t *s;
+  int i;
+  start_loop();
+  server_bind(&srv); /* bound, not listening: connections are refused */
+  server_script(&srv, 0, data, sizeof(data) - 1, END_CLOSE);
+  s = client_new(srv.port, 1024, 0);
+  CHECK_EQ_INT(ds_socket_start(s), 0);
+  for (i = 0; i < 4; i++) {
+    run_until(errors_reach, s, i + 1);
+    CHECK_EQ_INT(stats_of(s).backoff_ms, waits[i]);
+    check_report(s, DS_ECONNREFUSED, "ECONNREFUSED: connection refused by 127.0.0.1:%d", srv.port);
+  }
+  CHECK_EQ_INT(stats_of(s).connects, 0);
+  server_listen(&srv);
+  run_until(records_reach, s, 1);
+  CHECK_EQ_INT(stats_of(s).connects, 1);
+  check_take(s, want, wlen, 1);
+  /* The server closed after "hello": the backoff starts over. */
+  run_until(errors_reach, s, 5);
+  check_report(s, DS_EEOF, "EEOF: connection closed by 127.0.0.1:%d", srv.port);
+  CHECK_EQ_INT(stats_of(s).backoff_ms, 5);
+  client_close(s);
+  server_close(&srv);
+  finish_loop();
+}
+
+static void test_reset_connection_is_reported_and_reconnected(void) {
+  static const char first[] = "a\nb\npart";
+  static const char second[] = "c\n";
+  const char *want[] = {"a", "b", "part", "c"};
+  size_t wlen[] = {1, 1, 4, 1};
+  server_t srv;
+  ds_socket_t *s;
+  start_loop();
+  server_bind(&srv);
+  server_script(&srv, 0, first, sizeof(first) - 1, END_KEEP);
+  server_script(&srv, 1, second, sizeof(second) - 1, END_KEEP);
+  server_listen(&srv);
+  s = client_new(srv.port, 1024, 0);
+  CHECK_EQ_INT(ds_socket_start(s), 0);
+  run_until(records_reach, s, 2);
+  CHECK_EQ_INT(stats_of(s).bytes, sizeof(first) - 1);
+  srv.conns[0]->end = END_RESET;
+  end_conn(srv.conns[0]);
+  run_until(records_reach, s, 4);
+  check_take(s, want, wlen, 4);
+  check_report(s, DS_ECONNRESET, "ECONNRESET: connection reset by 127.0.0.1:%d", srv.port);
+  CHECK_EQ_INT(stats_of(s).connects, 2);
+  client_close(s);
+  server_close(&srv);
+  finish_loop();
+}
+
+/* Data and the reset arrive together: still reported as a reset. */
+static void test_reset_right_after_data(void) {
+  static const char first[] = "a\nb\npart";
+  static const char second[] = "c\n";
+  const char *want[] = {"a", "b", "part", "c"};
+  size_t wlen[] = {1, 1, 4, 1};
+  int round;
+  for (round = 0; round < 5; round++) {
+    server_t srv;
+    ds_socket_t *s;
+    start_loop();
+    server_bind(&srv);
+    server_script(&srv, 0, first, sizeof(first) - 1, END_RESET);
+    server_script(&srv, 1, second, sizeof(second) - 1, END_KEEP);
+    server_listen(&srv);
+    s = client_new(srv.port, 1024, 0);
+    CHECK_EQ_INT(ds_socket_start(s), 0);
+    run_until(records_reach, s, 4);
+    check_take(s, want, wlen, 4);
+    check_report(s, DS_ECONNRESET, "ECONNRESET: connection reset by 127.0.0.1:%d", srv.port);
+    client_close(s);
+    server_close(&srv);
+    finish_loop();
+  }
+}
+
+/* A plain POSIX server that, from a prepare callback (before the loop polls,
+ * so before the client can see its connect complete), accepts, sends and
+ * resets: the client's connect fails with ECONNRESET while the bytes wait. */
+typedef struct {
+  int fd;
+  const char *data;
+  size_t len;
+  int served;
+} raw_server_t;
+
+static void on_prepare(uv_prepare_t *p) {
+  raw_server_t *rs = p->data;
+  struct linger lin = {1, 0};
+  int c = accept(rs->fd, NULL, NULL);
+  if (c < 0)
+    return;
+  CHECK_EQ_INT(write(c, rs->data, rs->len), rs->len);
+  setsockopt(c, SOL_SOCKET, SO_LINGER, &lin, sizeof(lin));
+  close(c);
+  rs->served = 1;
+  uv_prepare_stop(p);
+}
+
+static void test_reset_before_the_connect_is_seen(void) {
+  static const char data[] = "a\nb\npart";
+  const char *want[] = {"a", "b", "part"};
+  size_t wlen[] = {1, 1, 4};
+  raw_server_t rs;
+  struct sockaddr_in addr;
+  socklen_t alen = sizeof(addr);
+  uv_prepare_t prepare;
+  ds_socket_t *s;
+  start_loop();
+  rs.fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  rs.data = data;
+  rs.len = sizeof(data) - 1;
+  rs.served = 0;
+  uv_ip4_addr("127.0.0.1", 0, &addr);
+  CHECK_EQ_INT(bind(rs.fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+  CHECK_EQ_INT(listen(rs.fd, 4), 0);
+  CHECK_EQ_INT(getsockname(rs.fd, (struct sockaddr *)&addr, &alen), 0);
+  uv_prepare_init(&loop, &prepare);
+  prepare.data = &rs;
+  uv_prepare_start(&prepare, on_prepare);
+  s = client_new(ntohs(addr.sin_port), 1024, 0);
+  CHECK_EQ_INT(ds_socket_start(s), 0);
+  run_until(records_reach, s, 3);
+  check_take(s, want, wlen, 3);
+  check_report(s, DS_ECONNRESET, "ECONNRESET: connection reset by 127.0.0.1:%d", ntohs(addr.sin_port));
+  CHECK(stats_of(s).connects >= 1);
+  client_close(s);
+  uv_close((uv_handle_t *)&prepare, NULL);
+  close(rs.fd);
+  finish_loop();
+}
+
+static void test_stop_keeps_received_lines(void) {
+  static const char data[] = "whole\nhalf";
+  const char *want[] = {"whole", "half"};
+  size_t wlen[] = {5, 4};
+  server_t srv;
+  ds_socket_t *s;
+  start_loop();
+  server_bind(&srv);
+  server_script(&srv, 0, data, sizeof(data) - 1, END_KEEP);
+  server_listen(&srv);
+  s = client_new(srv.port, 1024, 0);
+  CHECK_EQ_INT(ds_socket_start(s), 0);
+  run_until(bytes_reach, s, sizeof(data) - 1);
+  CHECK_EQ_INT(stats_of(s).records, 1);
+  ds_socket_stop(s);
+  ds_socket_stop(s);
+  CHECK_EQ_INT(stats_of(s).records, 2);
+  CHECK_EQ_INT(stats_of(s).connected, 0);
+  CHECK_EQ_INT(ds_socket_start(s), DS_ESTATE);
+  ds_socket_close(s);
+  CHECK_EQ_INT(ds_socket_start(s), DS_ECLOSED);
+  run_until(is_closed, s, 0);
+  check_take(s, want, wlen, 2);
+  CHECK_EQ_INT(stats_of(s).errors, 0);
+  CHECK_EQ_INT(srv.accepted, 1);
+  ds_socket_free(s);
+  server_close(&srv);
+  finish_loop();
+}
+
+static void test_free_while_connected(void) {
+  static const char data[] = "kept until freed\n";
+  server_t srv;
+  ds_socket_t *s;
+  start_loop();
+  server_bind(&srv);
+  server_script(&srv, 0, data, sizeof(data) - 1, END_KEEP);
+  server_listen(&srv);
+  s = client_new(srv.port, 1024, 1);
+  CHECK_EQ_INT(ds_socket_start(s), 0);
+  run_until(records_reach, s, 1);
+  ds_socket_free(s); /* freed by its last close callback */
+  CHECK(ds_test_live() > 0);
+  server_close(&srv);
+  finish_loop();
+}
+
+static void test_free_while_resolving(void) {
+  ds_socket_opts_t o;
+  ds_socket_t *s;
+  start_loop();
+  ds_socket_opts_init(&o);
+  o.host = "localhost";
+  o.port = 9;
+  CHECK_EQ_INT(ds_socket_new(&loop, &o, &s), 0);
+  CHECK_EQ_INT(ds_socket_start(s), 0);
+  ds_socket_free(s);
+  finish_loop();
+}
+
+static void test_full_report_ring_counts_what_it_drops(void) {
+  ds_socket_opts_t o;
+  ds_socket_report_t r[4];
+  ds_socket_stats_t st;
+  server_t srv;
+  ds_socket_t *s;
+  start_loop();
+  server_bind(&srv); /* refuses */
+  ds_socket_opts_init(&o);
+  o.host = "127.0.0.1";
+  o.port = srv.port;
+  o.backoff_initial_ms = 1;
+  o.backoff_max_ms = 1;
+  o.max_reports = 2;
+  CHECK_EQ_INT(ds_socket_new(&loop, &o, &s), 0);
+  CHECK_EQ_INT(ds_socket_start(s), 0);
+  run_until(errors_reach, s, 5);
+  st = stats_of(s);
+  CHECK_EQ_INT(ds_socket_errors(s, r, 4), 2);
+  CHECK_EQ_INT(st.dropped_reports, st.errors - 2);
+  run_until(errors_reach, s, (long)st.errors + 1);
+  CHECK_EQ_INT(ds_socket_errors(s, r, 4), 1);
+  CHECK_EQ_INT(r[0].code, DS_ECONNREFUSED);
+  client_close(s);
+  server_close(&srv);
+  finish_loop();
+}
+
+/* "bad..host" has an empty label: the resolver rejects it without asking DNS. */
+static void test_unresolvable_host_is_reported_and_retried(void) {
+  ds_socket_opts_t o;
+  ds_socket_report_t r[2];
+  ds_socket_t *s;
+  start_loop();
+  ds_socket_opts_init(&o);
+  o.host = "bad..host";
+  o.port = 9;
+  o.backoff_initial_ms = 5;
+  CHECK_EQ_INT(ds_socket_new(&loop, &o, &s), 0);
+  CHECK_EQ_INT(ds_socket_start(s), 0);
+  run_until(errors_reach, s, 2);
+  CHECK_EQ_INT(ds_socket_errors(s, r, 2), 2);
+  CHECK_EQ_INT(r[0].code, DS_ERESOLVE);
+  CHECK_EQ_STR(r[0].message, "ERESOLVE: cannot resolve bad..host:9 (EAI_NONAME: unknown node or service)");
+  CHECK_EQ_INT(r[1].code, DS_ERESOLVE);
+  CHECK_EQ_INT(stats_of(s).connects, 0);
+  client_close(s);
+  finish_loop();
+}
+
+static void test_out_of_memory_drops_the_read_and_reconnects(void) {
+  static const char first[] = "lost\n";
+  static const char second[] = "kept\n";
+  const char *want[] = {"kept"};
+  size_t wlen[] = {4};
+  server_t srv;
+  ds_socket_t *s;
+  start_loop();
+  server_bind(&srv);
+  server_script(&srv, 1, second, sizeof(second) - 1, END_KEEP);
+  server_listen(&srv);
+  s = client_new(srv.port, 1024, 0);
+  CHECK_EQ_INT(ds_socket_start(s), 0);
+  run_until(connects_reach, s, 1);
+  run_until(accepted_reach, &srv, 1);
+  ds_test_fail_after(1);
+  conn_write(srv.conns[0], first, sizeof(first) - 1);
+  run_until(errors_reach, s, 1);
+  ds_test_fail_after(0);
+  check_report(s, DS_ENOMEM, "ENOMEM: out of memory, 5 bytes and the unfinished line from "
+               "127.0.0.1:%d dropped; reconnecting", srv.port);
+  run_until(records_reach, s, 1);
+  check_take(s, want, wlen, 1);
+  CHECK_EQ_INT(stats_of(s).connects, 2);
+  client_close(s);
+  server_close(&srv);
+  finish_loop();
+}
+
+static void test_new_checks_options_and_memory(void) {
+  ds_socket_opts_t o;
+  ds_socket_t *s = NULL;
+  long nth;
+  start_loop();
+  ds_socket_opts_init(&o);
+  CHECK_EQ_INT(o.max_line_bytes, 1024 * 1024);
+  CHECK_EQ_INT(o.backoff_initial_ms, 100);
+  CHECK_EQ_INT(o.backoff_max_ms, 2000);
+  CHECK_EQ_INT(ds_socket_new(&loop, &o, &s), DS_EINVAL);
+  o.host = "localhost";
+  CHECK_EQ_INT(ds_socket_new(&loop, &o, &s), DS_EINVAL);
+  o.port = 70000;
+  CHECK_EQ_INT(ds_socket_new(&loop, &o, &s), DS_EINVAL);
+  o.port = 9999;
+  o.backoff_initial_ms = 3000;
+  CHECK_EQ_INT(ds_socket_new(&loop, &o, &s), DS_EINVAL);
+  o.backoff_initial_ms = 100;
+  for (nth = 1; nth <= 4; nth++) {
+    ds_test_fail_after(nth);
+    CHECK_EQ_INT(ds_socket_new(&loop, &o, &s), DS_ENOMEM);
+    ds_test_fail_after(0);
+    CHECK_EQ_INT(ds_test_live(), 0);
+  }
+  CHECK_EQ_INT(ds_socket_new(&loop, &o, &s), 0);
+  ds_socket_free(s);
+  finish_loop();
+}
+
+int main(void) {
+  ds_test_begin();
+  test_lines_arrive_exactly();
+  test_many_lines_across_reads();
+  test_oversize_line_is_skipped_and_reported();
+  test_refused_connection_is_retried_with_backoff();
+  test_reset_connection_is_reported_and_reconnected();
+  test_reset_right_after_data();
+  test_reset_before_the_connect_is_seen();
+  test_stop_keeps_received_lines();
+  test_free_while_connected();
+  test_free_while_resolving();
+  test_full_report_ring_counts_what_it_drops();
+  test_unresolvable_host_is_reported_and_retried();
+  test_out_of_memory_drops_the_read_and_reconnects();
+  test_new_checks_options_and_memory();
+  return ds_test_end("test_socket");
+}

@@ -1,0 +1,241 @@
+/* Glue for the socket receiver (dstream/socket.h): core.socket_new(engine,
+ * host, port, opts) and the methods of a "dstream.socket" userdata. The Lua
+ * side calls these once per batch or block interval, never per record.
+ *
+ * The userdata boxes a pointer because the C socket can outlive it: handles
+ * close asynchronously, and a socket collected while still open is freed by
+ * its last close callback when the engine next runs the loop. The userdata's
+ * environment holds the engine, so the engine (and its loop) is not collected
+ * before the socket. */
+#include <string.h>
+
+#include "lds.h"
+
+#include "dstream/error.h"
+#include "dstream/socket.h"
+
+#define SOCKET_MT "dstream.socket"
+
+typedef struct {
+  ds_socket_t *s;   /* NULL once freed */
+  int closed;       /* close() was called */
+} lds_socket_t;
+
+static lds_socket_t *lds_check_socket(lua_State *L, int idx) {
+  lds_socket_t *u = luaL_checkudata(L, idx, SOCKET_MT);
+  if (u->s == NULL)
+    luaL_argerror(L, idx, "socket is freed");
+  return u;
+}
+
+/* Read opts[key] as an integer in [min, max] into *out; absent keeps *out. */
+static void opt_integer(lua_State *L, int idx, const char *key, double min, double max,
+                        uint64_t *out) {
+  lua_Number v;
+  lua_getfield(L, idx, key);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    return;
+  }
+  v = lua_tonumber(L, -1);
+  if (lua_type(L, -1) != LUA_TNUMBER || !(v >= min && v <= max) || v != (lua_Number)(uint64_t)v)
+    luaL_argerror(L, idx, lua_pushfstring(L, "opts.%s must be an integer from %d to %f",
+                                          key, (int)min, max));
+  *out = (uint64_t)v;
+  lua_pop(L, 1);
+}
+
+static void check_opts(lua_State *L, int idx, ds_socket_opts_t *o) {
+  static const char *const known[] = {"maxLineBytes", "blockInterval", "backoffInitial",
+                                      "backoffMax", NULL};
+  uint64_t max_line = o->max_line_bytes;
+  int i;
+  if (lua_isnoneornil(L, idx))
+    return;
+  luaL_checktype(L, idx, LUA_TTABLE);
+  lua_pushnil(L);
+  while (lua_next(L, idx) != 0) {
+    int ok = 0;
+    lua_pop(L, 1);
+    for (i = 0; known[i] != NULL && !ok; i++)
+      ok = lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), known[i]) == 0;
+    if (!ok)
+      luaL_argerror(L, idx, lua_pushfstring(L, "unknown option %s (allowed: maxLineBytes, "
+                                            "blockInterval, backoffInitial, backoffMax)",
+                                            lua_type(L, -1) == LUA_TSTRING ?
+                                            lua_tostring(L, -1) : luaL_typename(L, -1)));
+  }
+  opt_integer(L, idx, "maxLineBytes", 1, 4294967295.0, &max_line);
+  opt_integer(L, idx, "blockInterval", 0, 86400000, &o->block_interval_ms);
+  opt_integer(L, idx, "backoffInitial", 1, 86400000, &o->backoff_initial_ms);
+  opt_integer(L, idx, "backoffMax", 1, 86400000, &o->backoff_max_ms);
+  o->max_line_bytes = (size_t)max_line;
+  if (o->backoff_initial_ms > o->backoff_max_ms)
+    luaL_argerror(L, idx, "opts.backoffInitial must not exceed opts.backoffMax");
+}
+
+/* core.socket_new(engine, host, port, opts) -> socket */
+static int socket_new(lua_State *L) {
+  uv_loop_t *loop = lds_check_loop(L, 1);
+  ds_socket_opts_t o;
+  lds_socket_t *u;
+  lua_Number port;
+  int rc;
+  ds_socket_opts_init(&o);
+  o.host = luaL_checkstring(L, 2);
+  if (o.host[0] == '\0')
+    luaL_argerror(L, 2, "host must not be empty");
+  port = luaL_checknumber(L, 3);
+  if (!(port >= 1 && port <= 65535) || port != (lua_Number)(int)port)
+    luaL_argerror(L, 3, "port must be an integer from 1 to 65535");
+  o.port = (int)port;
+  check_opts(L, 4, &o);
+  u = lua_newuserdata(L, sizeof(*u));
+  u->s = NULL;
+  u->closed = 0;
+  rc = ds_socket_new(loop, &o, &u->s);
+  if (rc != 0)
+    return lds_fail(L, rc, o.host);
+  luaL_getmetatable(L, SOCKET_MT);
+  lua_setmetatable(L, -2);
+  lua_createtable(L, 1, 0);
+  lua_pushvalue(L, 1);
+  lua_rawseti(L, -2, 1);
+  lua_setfenv(L, -2);
+  return 1;
+}
+
+/* socket:start() -> true */
+static int socket_start(lua_State *L) {
+  lds_socket_t *u = lds_check_socket(L, 1);
+  int rc = ds_socket_start(u->s);
+  if (rc != 0)
+    return lds_fail(L, rc, rc == DS_ESTATE ? "socket already started" : "socket is closed");
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* socket:take() -> array of lines received since the last take, n */
+static int socket_take(lua_State *L) {
+  lds_socket_t *u = lds_check_socket(L, 1);
+  size_t n = lds_push_blocks(L, ds_socket_take(u->s));
+  lua_pushnumber(L, (lua_Number)n);
+  return 2;
+}
+
+/* socket:errors() -> array of {time = ms, code = "ENAME", message = "..."}, drained */
+static int socket_errors(lua_State *L) {
+  lds_socket_t *u = lds_check_socket(L, 1);
+  ds_socket_report_t reports[16];
+  size_t got, i;
+  int n = 0;
+  lua_newtable(L);
+  while ((got = ds_socket_errors(u->s, reports, 16)) > 0) {
+    for (i = 0; i < got; i++) {
+      lua_createtable(L, 0, 3);
+      lua_pushnumber(L, (lua_Number)reports[i].time_ms);
+      lua_setfield(L, -2, "time");
+      lua_pushstring(L, ds_err_name(reports[i].code));
+      lua_setfield(L, -2, "code");
+      lua_pushstring(L, reports[i].message);
+      lua_setfield(L, -2, "message");
+      lua_rawseti(L, -2, ++n);
+    }
+  }
+  return 1;
+}
+
+static void set_number(lua_State *L, const char *key, uint64_t v) {
+  lua_pushnumber(L, (lua_Number)v);
+  lua_setfield(L, -2, key);
+}
+
+/* socket:stats() -> {records, bytes, skipped, connects, errors,
+ * dropped_reports, backoff (ms), connected = bool} */
+static int socket_stats(lua_State *L) {
+  lds_socket_t *u = lds_check_socket(L, 1);
+  ds_socket_stats_t st;
+  ds_socket_stats(u->s, &st);
+  lua_createtable(L, 0, 8);
+  set_number(L, "records", st.records);
+  set_number(L, "bytes", st.bytes);
+  set_number(L, "skipped", st.skipped);
+  set_number(L, "connects", st.connects);
+  set_number(L, "errors", st.errors);
+  set_number(L, "dropped_reports", st.dropped_reports);
+  set_number(L, "backoff", st.backoff_ms);
+  lua_pushboolean(L, st.connected);
+  lua_setfield(L, -2, "connected");
+  return 1;
+}
+
+/* socket:stop(): close the connection, stop reconnecting; lines stay takeable */
+static int socket_stop(lua_State *L) {
+  ds_socket_stop(lds_check_socket(L, 1)->s);
+  return 0;
+}
+
+/* socket:close(): start closing every handle; idempotent */
+static int socket_close(lua_State *L) {
+  lds_socket_t *u = luaL_checkudata(L, 1, SOCKET_MT);
+  if (u->s != NULL && !u->closed) {
+    ds_socket_close(u->s);
+    u->closed = 1;
+  }
+  return 0;
+}
+
+/* socket:closed() -> true once close() was called and every handle is closed */
+static int socket_closed(lua_State *L) {
+  lds_socket_t *u = luaL_checkudata(L, 1, SOCKET_MT);
+  lua_pushboolean(L, u->s == NULL || ds_socket_closed(u->s));
+  return 1;
+}
+
+/* Collected: close, and free now or from the last close callback. */
+static int socket_gc(lua_State *L) {
+  lds_socket_t *u = luaL_checkudata(L, 1, SOCKET_MT);
+  if (u->s != NULL) {
+    ds_socket_free(u->s);
+    u->s = NULL;
+  }
+  return 0;
+}
+
+static int socket_tostring(lua_State *L) {
+  lds_socket_t *u = luaL_checkudata(L, 1, SOCKET_MT);
+  ds_socket_stats_t st;
+  if (u->s == NULL) {
+    lua_pushliteral(L, "dstream.socket (freed)");
+    return 1;
+  }
+  ds_socket_stats(u->s, &st);
+  lua_pushfstring(L, "dstream.socket (%s)",
+                  u->closed ? "closed" : st.connected ? "connected" : "not connected");
+  return 1;
+}
+
+static const luaL_Reg socket_methods[] = {
+  {"start", socket_start},
+  {"take", socket_take},
+  {"errors", socket_errors},
+  {"stats", socket_stats},
+  {"stop", socket_stop},
+  {"close", socket_close},
+  {"closed", socket_closed},
+  {NULL, NULL}
+};
+
+void lds_open_socket(lua_State *L) {
+  luaL_newmetatable(L, SOCKET_MT);
+  lua_newtable(L);
+  luaL_register(L, NULL, socket_methods);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, socket_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pushcfunction(L, socket_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pop(L, 1);
+  lua_pushcfunction(L, socket_new);
+  lua_setfield(L, -2, "socket_new");
+}
