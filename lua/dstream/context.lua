@@ -86,8 +86,9 @@ end
 
 function Context:_check_building(op)
     if self.state ~= "initialized" then
-        error(sformat("%s: cannot add to the graph of a context that is %s (build the whole graph before start())",
-            op, self.state), 4)
+        util.raise_at_user(sformat(
+            "%s: cannot add to the graph of a context that is %s (build the whole graph before start())",
+            op, self.state))
     end
 end
 
@@ -118,7 +119,16 @@ end
 function Context:union(streams)
     util.check_table("union", 1, "streams", streams, 2)
     if #streams == 0 then error("union: needs at least one stream", 2) end
-    return DStream.new(self, {kind = "union", parents = streams, pairs = streams[1].pairs,
+    local shape = streams[1].pairs
+    for i, s in ipairs(streams) do
+        if not DStream.is(s) then error(sformat("union: element %d is a %s, not a DStream", i, type(s)), 2) end
+        if s.pairs ~= shape and s.pairs ~= nil and shape ~= nil then
+            error(sformat("union: cannot mix a pair stream and a stream of single values (pairs: %s; values: %s)",
+                tostring(shape and streams[1] or s), tostring(shape and s or streams[1])), 2)
+        end
+        if shape == nil then shape = s.pairs end
+    end
+    return DStream.new(self, {kind = "union", parents = streams, pairs = shape,
         _compute = function(s, t)
             local rdds = {}
             for i, p in ipairs(s.parents) do
@@ -145,7 +155,7 @@ function Context:transform(streams, fn, kind)
         if not RDD.is(out) then
             error(setmetatable({cause = "function must return an RDD, got " .. type(out)}, stage.Failure), 0)
         end
-        return out
+        return RDD.new(out.n, out.a, out.b, out.ends, t, s:_rdd_id(t))
     end})
 end
 
@@ -322,7 +332,8 @@ local function job_handler(ctx, t, job)
                 stream = op.stream
                 op_name = stream.kind
             elseif op then
-                op_name = "rdd." .. op.kind .. " in " .. job.kind
+                if current then stream = current end
+                op_name = "rdd." .. op.kind .. " in " .. stream.kind
             elseif current then
                 stream = current
                 op_name = current.kind

@@ -157,7 +157,8 @@ function RDD:distinct()
     if self.pairs then
         return derive(self, shuffle.distinct_pairs("distinct", self.n, self.a, self.b, self.ends))
     end
-    return derive(self, shuffle.distinct("distinct", self.n, self.a, self.ends))
+    local n, a, ends = shuffle.distinct("distinct", self.n, self.a, self.ends)
+    return derive(self, n, a, nil, ends)
 end
 
 --- Sorted by f(record) (pairs: f(k, v)), ascending unless ascending == false.
@@ -177,6 +178,13 @@ function RDD:repartition(n)
         error("repartition: argument #1 must be a whole number >= 1", 2)
     end
     return derive(self, self.n, self.a, self.b, shuffle.repartition(self.n, self.ends, n))
+end
+
+-- The records lo..hi as a new array (pairs as {k, v}).
+local function partition_array(self, lo, hi)
+    local out, a, b = {}, self.a, self.b
+    for i = lo, hi do out[i - lo + 1] = b and as_pair(a[i], b[i]) or a[i] end
+    return out
 end
 
 --- One array per partition.

@@ -14,7 +14,7 @@ local function input(ctx, fields)
     fields.flags = core.NODE_INPUT
     fields.parents = {}
     fields.input = true
-    fields.site = util.caller_site(4)
+    fields.site = util.caller_site(2)
     local s = DStream.new(ctx, fields)
     s._compute = function() return nil end
     ctx.inputs[#ctx.inputs + 1] = s

@@ -265,19 +265,22 @@ function stage.failing_op(level)
     end
 end
 
+-- "kind:shape" -> {run, info}. The single-op loops live as long as the
+-- module, and so must their infos: by_chunk holds infos weakly, and
+-- failing_op needs them to name the op.
 local cache = {}
 
 --- A compiled single-op loop for RDD methods, shared by every call with the
 --- same kind and input shape: run(f, n, a, b, ends).
 function stage.single(kind, in_shape)
-    local key = kind .. ":" .. in_shape
-    local entry = cache[key]
+    local id = kind .. ":" .. in_shape
+    local entry = cache[id]
     if not entry then
-        local factory = stage.compile({{kind = kind, label = kind}}, in_shape, "rdd." .. kind)
-        entry = function(f, n, a, b, ends) return factory(f)(n, a, b, ends) end
-        cache[key] = entry
+        local factory, info = stage.compile({{kind = kind, label = kind}}, in_shape, "rdd." .. kind)
+        entry = {info = info, run = function(f, n, a, b, ends) return factory(f)(n, a, b, ends) end}
+        cache[id] = entry
     end
-    return entry
+    return entry.run
 end
 
 --- Print the generated source of a stage (for explain()).

@@ -23,7 +23,7 @@ function DStream.new(ctx, fields)
     ctx:_check_building(fields.kind)
     local s = setmetatable(fields, DStream)
     s.ctx = ctx
-    s.site = s.site or util.caller_site(4)
+    s.site = s.site or util.caller_site(2)
     s.generated = {}
     s.consumers = 0
     local pids, parent_slide = {}, nil
@@ -287,7 +287,8 @@ function DStream:transform(fn)
         if not RDD.is(out) then
             error(setmetatable({cause = "function must return an RDD, got " .. type(out)}, stage.Failure), 0)
         end
-        return out
+        -- The records of the RDD fn returned, with this stream's id and time.
+        return RDD.new(out.n, out.a, out.b, out.ends, t, s:_rdd_id(t))
     end)
 end
 

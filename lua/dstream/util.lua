@@ -67,6 +67,19 @@ function util.check_options(op, opts, allowed, level)
     return opts
 end
 
+--- Raise msg at the first stack frame outside dstream's own modules: the
+--- user's line, however many (tail) calls inside dstream led here.
+function util.raise_at_user(msg)
+    for l = 2, 20 do
+        local info = debug.getinfo(l, "S")
+        if not info then break end
+        if info.what ~= "C" and not (info.short_src or ""):find("dstream/[%w_]+%.lua$") then
+            error(msg, l)
+        end
+    end
+    error(msg, 0)
+end
+
 --- Where the user called an operation from ("wordcount.lua:12"), for messages.
 function util.caller_site(level)
     for l = level or 3, 12 do

@@ -1,0 +1,216 @@
+-- Stage fusion: a chain of narrow operations runs as one generated loop.
+-- Each spec checks the records a fused stage gives for a large batch and,
+-- with helpers/jit_aborts, that LuaJIT compiled the stage's loop without a
+-- trace abort (no timing involved). User functions here are arithmetic
+-- only, which the JIT compiles.
+local batches = require "helpers.batches"
+local jit_aborts = require "helpers.jit_aborts"
+
+local N = 200000
+
+local function numbers(n)
+    local arr = {}
+    for i = 1, n do arr[i] = i end
+    return arr
+end
+
+-- Runs one batch of `input` through build(stream) with the JIT watched;
+-- returns the batch collected, the stage aborts and the compiled traces.
+local function run_watched(input, build)
+    local ssc = batches.context()
+    local out = build(ssc:queueStream({input})):collectBatches()
+    ssc:start()
+    local aborts, compiled = jit_aborts.collect(function() ssc:advance(1) end)
+    ssc:stop()
+    return out[1], aborts, compiled
+end
+
+-- Compares two arrays of records (pairs as {k, v}) without building a
+-- 200 000-line diff: the length, then the first record that differs.
+local function assert_records(expected, actual)
+    assert.equal(#expected, #actual, "number of records")
+    for i = 1, #expected do
+        local e, a = expected[i], actual[i]
+        if type(e) == "table" then
+            if e[1] ~= a[1] or e[2] ~= a[2] then
+                assert.same(e, batches.plain(a), "record " .. i)
+            end
+        elseif e ~= a then
+            assert.equal(e, a, "record " .. i)
+        end
+    end
+end
+
+local function assert_compiled(aborts, compiled)
+    assert.equal(0, #aborts, "trace aborts in the stage:\n" .. jit_aborts.show(aborts))
+    assert.is_true(compiled > 0, "no trace of the stage compiled")
+end
+
+describe("a fused stage", function()
+    it("runs map, filter, mapToPair and mapValues in one loop that compiles", function()
+        local input = numbers(N)
+        local expected = {}
+        for i = 1, N do
+            local x = i * 3
+            if x % 2 == 0 then expected[#expected + 1] = {x % 7, x + 1} end
+        end
+        local out, aborts, compiled = run_watched(input, function(s)
+            return s:map(function(x) return x * 3 end)
+                :filter(function(x) return x % 2 == 0 end)
+                :mapToPair(function(x) return x % 7, x end)
+                :mapValues(function(v) return v + 1 end)
+        end)
+        assert_records(expected, out)
+        assert_compiled(aborts, compiled)
+    end)
+
+    it("runs flatMap (arrays of 0 to 3 records) and the ops after it in one loop that compiles", function()
+        local input = numbers(N)
+        local expected = {}
+        for i = 1, N do
+            for j = 1, i % 4 do
+                local y = i * 10 + j
+                if y % 3 ~= 0 then expected[#expected + 1] = y * 2 end
+            end
+        end
+        local out, aborts, compiled = run_watched(input, function(s)
+            return s:flatMap(function(x)
+                local n = x % 4
+                if n == 0 then return {} end
+                if n == 1 then return {x * 10 + 1} end
+                if n == 2 then return {x * 10 + 1, x * 10 + 2} end
+                return {x * 10 + 1, x * 10 + 2, x * 10 + 3}
+            end)
+                :filter(function(y) return y % 3 ~= 0 end)
+                :map(function(y) return y * 2 end)
+        end)
+        assert_records(expected, out)
+        assert_compiled(aborts, compiled)
+    end)
+
+    it("runs flatMap arrays of two records each in one loop that compiles", function()
+        local input = numbers(N)
+        local expected = {}
+        for i = 1, N do
+            expected[#expected + 1] = i
+            expected[#expected + 1] = -i
+        end
+        local out, aborts, compiled = run_watched(input, function(s)
+            return s:flatMap(function(x) return {x, -x} end):map(function(x) return x end)
+        end)
+        assert_records(expected, out)
+        assert_compiled(aborts, compiled)
+    end)
+
+    it("runs a chain over a pair stream's records (k, v) in one loop that compiles", function()
+        local input = numbers(N)
+        local expected = {}
+        for i = 1, N do
+            local k, v = i, i * 2
+            if (k + v) % 4 == 0 then expected[#expected + 1] = k * 1000 + v + 1 end
+        end
+        -- reduceByKey over distinct keys: its output, the stage's input, is pairs.
+        local out, aborts, compiled = run_watched(input, function(s)
+            return s:mapToPair(function(x) return x, x end)
+                :reduceByKey(function(a, b) return a + b end)
+                :mapValues(function(v) return v * 2 end)
+                :filter(function(k, v) return (k + v) % 4 == 0 end)
+                :map(function(k, v) return k * 1000 + v end)
+                :map(function(x) return x + 1 end)
+        end)
+        assert_records(expected, batches.sorted(out))
+        assert_compiled(aborts, compiled)
+    end)
+
+    it("runs flatMapValues over pairs in one loop that compiles", function()
+        local input = numbers(N)
+        local expected = {}
+        for i = 1, N do
+            local k = i % 10
+            for j = 1, i % 3 do expected[#expected + 1] = {k, i + j} end
+        end
+        local out, aborts, compiled = run_watched(input, function(s)
+            return s:mapToPair(function(x) return x % 10, x end)
+                :flatMapValues(function(v)
+                    local n = v % 3
+                    if n == 0 then return {} end
+                    if n == 1 then return {v + 1} end
+                    return {v + 1, v + 2}
+                end)
+        end)
+        assert_records(expected, out)
+        assert_compiled(aborts, compiled)
+    end)
+end)
+
+describe("a fused stage ending in reduceByKey", function()
+    it("combines the pairs as the chain makes them, in one loop that compiles", function()
+        local input = numbers(N)
+        local sums = {}
+        for i = 1, N do
+            if i % 5 ~= 0 then
+                local k = i % 13
+                sums[k] = (sums[k] or 0) + i * 2
+            end
+        end
+        local expected = {}
+        for k = 0, 12 do expected[#expected + 1] = {k, sums[k]} end
+        local out, aborts, compiled = run_watched(input, function(s)
+            return s:filter(function(x) return x % 5 ~= 0 end)
+                :mapToPair(function(x) return x % 13, x end)
+                :mapValues(function(v) return v * 2 end)
+                :reduceByKey(function(a, b) return a + b end)
+        end)
+        assert_records(expected, batches.sorted(out))
+        assert_compiled(aborts, compiled)
+    end)
+end)
+
+describe("a narrow stream with two consumers", function()
+    it("is computed once per batch, not once per consumer", function()
+        local calls = 0
+        local ssc = batches.context()
+        local shared = ssc:queueStream({{1, 2, 3}, {4, 5}}):map(function(x)
+            calls = calls + 1
+            return x * 10
+        end)
+        local plus = shared:map(function(x) return x + 1 end):collectBatches()
+        local big = shared:filter(function(x) return x > 20 end):collectBatches()
+        ssc:start()
+        ssc:advance(1)
+        assert.equal(3, calls)
+        ssc:advance(1)
+        assert.equal(5, calls)
+        assert.same({{11, 21, 31}, {41, 51}}, plus)
+        assert.same({{30}, {40, 50}}, big)
+    end)
+
+    it("is computed once per batch when one consumer is an output and the other a shuffle", function()
+        local calls = 0
+        local ssc = batches.context()
+        local shared = ssc:queueStream({{"a", "b", "a"}}):mapToPair(function(w)
+            calls = calls + 1
+            return w, 1
+        end)
+        local raw = shared:collectBatches()
+        local counts = shared:reduceByKey(function(a, b) return a + b end):collectBatches()
+        ssc:start()
+        ssc:advance(1)
+        assert.equal(3, calls)
+        assert.same({{{"a", 1}, {"b", 1}, {"a", 1}}}, batches.plain_all(raw))
+        assert.same({{{"a", 2}, {"b", 1}}}, batches.sorted_all(counts))
+    end)
+end)
+
+describe("a fused chain", function()
+    it("calls each function once per record, in chain order", function()
+        local log = {}
+        local out = batches.run({{1, 2}}, function(s)
+            return s:map(function(x) log[#log + 1] = "map" .. x return x end)
+                :filter(function(x) log[#log + 1] = "filter" .. x return x == 2 end)
+                :map(function(x) log[#log + 1] = "map2" .. x return x end)
+        end)
+        assert.same({{2}}, out)
+        assert.same({"map1", "filter1", "map2", "filter2", "map22"}, log)
+    end)
+end)
