@@ -96,23 +96,28 @@ end
 
 --- queueStream(queue, oneAtATime = true, default)
 function Context:queueStream(queue, oneAtATime, default)
-    return sources.queueStream(self, queue, oneAtATime, default)
+    local result = sources.queueStream(self, queue, oneAtATime, default) -- not a tail call: errors point at the caller's line
+    return result
 end
 --- socketTextStream(host, port, opts)
 function Context:socketTextStream(host, port, opts)
-    return sources.socketTextStream(self, host, port, opts)
+    local result = sources.socketTextStream(self, host, port, opts) -- not a tail call: errors point at the caller's line
+    return result
 end
 --- textFileStream(dir, opts)
 function Context:textFileStream(dir, opts)
-    return sources.textFileStream(self, dir, opts)
+    local result = sources.textFileStream(self, dir, opts) -- not a tail call: errors point at the caller's line
+    return result
 end
 --- receiverStream(r)
 function Context:receiverStream(r)
-    return sources.receiverStream(self, r)
+    local result = sources.receiverStream(self, r) -- not a tail call: errors point at the caller's line
+    return result
 end
 --- objectFile(path): the RDD written by saveAsObjectFiles into path
 function Context:objectFile(path)
-    return sinks.objectFile(path)
+    local result = sinks.objectFile(path) -- not a tail call: errors point at the caller's line
+    return result
 end
 
 --- union(streams): the records of every stream of the array.
