@@ -264,9 +264,10 @@ function Context:_receiver_error(source, message, time)
     end
 end
 
-function Context:_poll_max(default)
+-- How many records a receiver may return from a poll covering span_ms.
+function Context:_poll_max(span_ms, default)
     if self.max_rate then
-        return math.max(1, math.floor(self.max_rate * self.block_ms / 1000))
+        return math.max(1, math.floor(self.max_rate * span_ms / 1000))
     end
     return default
 end
@@ -355,7 +356,6 @@ function Context:_run_batch(t)
     local n = 0
     local first_err
     for _, s in ipairs(self.inputs) do
-        if s.poll then s.poll() end
         local ok, r = xpcall(s.take, job_handler(self, t, s), s, t)
         if ok then
             s.generated[t] = r
@@ -393,16 +393,19 @@ function Context:_run_due()
     end
 end
 
-function Context:_pump(timeout_ms)
+-- Run I/O, report receiver errors, and poll custom receivers: every
+-- blockInterval on a system clock, once per batch (span = the batch interval)
+-- on a manual one, so maxRate holds either way.
+function Context:_pump(timeout_ms, poll_span_ms)
     local engine = self.engine
     engine:run(timeout_ms)
     for _, s in ipairs(self.inputs) do
         if s.drain_errors then s.drain_errors(function(...) self:_receiver_error(...) end) end
     end
     local now = engine:now()
-    if now >= self.next_poll then
+    if poll_span_ms or now >= self.next_poll then
         for _, s in ipairs(self.inputs) do
-            if s.poll then s.poll() end
+            if s.poll then s.poll(poll_span_ms or self.block_ms) end
         end
         self.next_poll = now + self.block_ms
     end
@@ -421,7 +424,7 @@ function Context:advance(n)
         error(sformat("advance: the context is %s; call start() first", self.state), 2)
     end
     for _ = 1, n do
-        self:_pump(0)
+        self:_pump(0, self.batch_ms)
         assert(self.engine:advance_to(self.engine:next_batch()))
         self:_run_due()
         if self.stop_requested then
@@ -499,7 +502,7 @@ function Context:_finish_stop()
     local err
     if graceful and has_receivers and self.state == "active" then
         -- Finish the data already received: it all goes into one more batch.
-        self.engine:run(0)
+        self:_pump(0)
         if self.clock == "manual" then
             assert(self.engine:advance_to(self.engine:next_batch()))
         else

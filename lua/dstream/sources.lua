@@ -152,8 +152,10 @@ function sources.textFileStream(ctx, dir, opts)
                 local path = dir .. "/" .. name
                 if not seen[name] and not hidden(name) and (opts.filter == nil or opts.filter(path)) then
                     seen[name] = true
-                    local st = core.fs_stat(path)
-                    if st and not st.dir then
+                    local st, why = core.fs_stat(path)
+                    if not st then
+                        report(sformat("%s skipped: %s", path, why))
+                    elseif not st.dir then
                         local lines, m, skipped = core.fs_read_lines(path, max_line)
                         if not lines then
                             report(sformat("%s skipped: %s", path, m))
@@ -203,9 +205,9 @@ function sources.receiverStream(ctx, r)
     local s
     s = input(ctx, {kind = "receiverStream", desc = desc, pairs = false, receiver = true,
         start = function() guarded("start", rctx) end,
-        poll = function()
+        poll = function(span_ms)
             if stopped then return end
-            local max = ctx:_poll_max(POLL_MAX)
+            local max = ctx:_poll_max(span_ms, POLL_MAX)
             local ok, recs = guarded("poll", rctx, max)
             if not ok or recs == nil then return end
             if type(recs) ~= "table" then

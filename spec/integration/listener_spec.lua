@@ -1,0 +1,264 @@
+-- ssc:addStreamingListener, and starting, stopping and awaiting a context:
+-- what a user's listener sees per batch, and how a context ends.
+local dstream = require("dstream")
+
+local function manual()
+    return dstream.StreamingContext{batchInterval = 1, clock = "manual"}
+end
+
+-- A listener that logs every event as {event, info}.
+local function recorder()
+    local log = {}
+    local l = {log = log}
+    for _, event in ipairs({"onBatchSubmitted", "onBatchStarted", "onBatchCompleted", "onReceiverError"}) do
+        l[event] = function(info) log[#log + 1] = {event, info} end
+    end
+    return l
+end
+
+local function shell_quote(s)
+    return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+local ROOT = debug.getinfo(1, "S").source:match("^@(.-)spec/integration/listener_spec%.lua$") or "./"
+
+-- Runs a Lua script in a new luajit with dstream on its paths; returns its
+-- exit status, stdout and stderr.
+local function run_script(source)
+    local script, err_path = os.tmpname(), os.tmpname()
+    local f = assert(io.open(script, "wb"))
+    f:write(source)
+    f:close()
+    local cmd = string.format("LUA_PATH=%s LUA_CPATH=%s luajit %s 2>%s; echo \"exit=$?\"",
+        shell_quote(ROOT .. "lua/?.lua;" .. ROOT .. "lua/?/init.lua;;"),
+        shell_quote(ROOT .. "build/?.so;;"), shell_quote(script), shell_quote(err_path))
+    local p = assert(io.popen(cmd, "r"))
+    local out = p:read("*a")
+    p:close()
+    local ef = assert(io.open(err_path, "rb"))
+    local stderr = ef:read("*a")
+    ef:close()
+    os.remove(script)
+    os.remove(err_path)
+    local status = tonumber(out:match("exit=(%d+)\n$"))
+    return status, out:gsub("exit=%d+\n$", ""), stderr
+end
+
+describe("ssc:addStreamingListener", function()
+    it("tells a listener each batch was submitted, started and completed, in that order", function()
+        local ssc = manual()
+        local l = recorder()
+        ssc:addStreamingListener(l)
+        ssc:queueStream({{1, 2, 3}, {4}, {}}):foreachRDD(function() end)
+        ssc:start()
+        ssc:advance(3)
+        ssc:stop()
+        local events = {}
+        for i, e in ipairs(l.log) do events[i] = e[1] .. "@" .. e[2].batchTime end
+        assert.are.same({
+            "onBatchSubmitted@1000", "onBatchStarted@1000", "onBatchCompleted@1000",
+            "onBatchSubmitted@2000", "onBatchStarted@2000", "onBatchCompleted@2000",
+            "onBatchSubmitted@3000", "onBatchStarted@3000", "onBatchCompleted@3000",
+        }, events)
+    end)
+
+    it("counts in numRecords the records every source gave the batch", function()
+        local ssc = manual()
+        local l = recorder()
+        ssc:addStreamingListener(l)
+        local a = ssc:queueStream({{1, 2, 3}, {4}, {}})
+        local b = ssc:queueStream({{"x"}, {}, {"y", "z"}})
+        -- Only a has an output: b's records are taken and counted all the same.
+        a:filter(function(x) return x > 1 end):foreachRDD(function() end)
+        b:map(function(x) return x end)
+        ssc:start()
+        ssc:advance(3)
+        ssc:stop()
+        local counts = {}
+        for _, e in ipairs(l.log) do
+            if e[1] == "onBatchCompleted" then counts[#counts + 1] = e[2].numRecords end
+        end
+        assert.are.same({4, 1, 2}, counts)
+    end)
+
+    it("gives a completed batch its times and delays, none negative", function()
+        local ssc = dstream.StreamingContext{batchInterval = 0.05}
+        local completed = {}
+        ssc:addStreamingListener{onBatchCompleted = function(info)
+            completed[#completed + 1] = info
+            if #completed >= 3 then ssc:stop() end
+        end}
+        ssc:queueStream({{"a"}, {"b", "c"}}):foreachRDD(function(rdd) rdd:count() end)
+        ssc:start()
+        assert.is_true(ssc:awaitTerminationOrTimeout(10))
+        assert.is_true(#completed >= 3)
+        local last
+        for _, info in ipairs(completed) do
+            for _, field in ipairs({"batchTime", "numRecords", "submissionTime", "processingStartTime",
+                    "processingEndTime", "schedulingDelay", "processingDelay", "totalDelay"}) do
+                assert.are.equal("number", type(info[field]), field)
+                assert.is_true(info[field] >= 0, field)
+            end
+            assert.are.equal(0, info.batchTime % 50)
+            assert.is_true(info.processingStartTime >= info.submissionTime)
+            assert.is_true(info.processingEndTime >= info.processingStartTime)
+            if last then assert.are.equal(last + 50, info.batchTime) end
+            last = info.batchTime
+        end
+        assert.are.same({1, 2, 0}, {completed[1].numRecords, completed[2].numRecords, completed[3].numRecords})
+    end)
+
+    it("calls every listener added, in the order they were added", function()
+        local ssc = manual()
+        local order = {}
+        for i = 1, 3 do
+            ssc:addStreamingListener{onBatchCompleted = function(info)
+                order[#order + 1] = i .. "@" .. info.batchTime
+            end}
+        end
+        -- A listener without any of the callbacks is allowed.
+        ssc:addStreamingListener{}
+        ssc:queueStream({{1}, {2}}):foreachRDD(function() end)
+        ssc:start()
+        ssc:advance(2)
+        ssc:stop()
+        assert.are.same({"1@1000", "2@1000", "3@1000", "1@2000", "2@2000", "3@2000"}, order)
+    end)
+
+    it("keeps running the batch when a listener raises, and says so on stderr", function()
+        local status, stdout, stderr = run_script([[
+local dstream = require "dstream"
+local ssc = dstream.StreamingContext{batchInterval = 1, clock = "manual"}
+ssc:addStreamingListener{onBatchStarted = function() error("listener broke") end}
+local completed = 0
+ssc:addStreamingListener{onBatchCompleted = function() completed = completed + 1 end}
+ssc:queueStream({{"a", "b"}, {"c"}}):foreachRDD(function(rdd, t)
+    io.write(t, ": ", table.concat(rdd:collect(), ","), "\n")
+end)
+ssc:start()
+ssc:advance(2)
+ssc:stop()
+io.write("completed ", completed, "\n")
+]])
+        assert.are.equal(0, status, stderr)
+        assert.are.equal("1000: a,b\n2000: c\ncompleted 2\n", stdout)
+        local reports = 0
+        for line in stderr:gmatch("[^\n]+") do
+            if line:find("listener onBatchStarted raised", 1, true) then
+                reports = reports + 1
+                assert.matches("listener broke", line, 1, true)
+            end
+        end
+        assert.are.equal(2, reports, stderr)
+    end)
+
+    it("raises at the call when the listener is not a table", function()
+        local ssc = manual()
+        local ok, err = pcall(ssc.addStreamingListener, ssc, function() end)
+        assert.is_false(ok)
+        assert.matches("addStreamingListener: argument #1 (listener) must be a table", err, 1, true)
+        ssc:stop()
+    end)
+end)
+
+describe("ssc:awaitTerminationOrTimeout", function()
+    it("returns false when the time runs out and the context is still running", function()
+        local ssc = dstream.StreamingContext{batchInterval = 0.05}
+        local seen = 0
+        ssc:queueStream({}, true, {"tick"}):foreachRDD(function(rdd) seen = seen + rdd:count() end)
+        ssc:start()
+        assert.is_false(ssc:awaitTerminationOrTimeout(0.2))
+        -- Batches ran meanwhile, and keep running on the next call.
+        local before = seen
+        assert.is_false(ssc:awaitTerminationOrTimeout(0.2))
+        ssc:stop()
+        assert.is_true(seen > before)
+        assert.is_true(ssc:awaitTerminationOrTimeout(0))
+    end)
+
+    it("returns true once foreachRDD called stop()", function()
+        local ssc = dstream.StreamingContext{batchInterval = 0.05}
+        local batches = 0
+        ssc:queueStream({}, true, {}):foreachRDD(function()
+            batches = batches + 1
+            if batches == 3 then ssc:stop() end
+        end)
+        ssc:start()
+        assert.is_true(ssc:awaitTerminationOrTimeout(10))
+        assert.are.equal(3, batches)
+    end)
+
+    it("re-raises the error of a failed batch", function()
+        local ssc = dstream.StreamingContext{batchInterval = 0.05}
+        ssc:queueStream({{"boom"}}):foreachRDD(function(rdd)
+            if rdd:count() > 0 then error("user code failed") end
+        end)
+        ssc:start()
+        local ok, err = pcall(ssc.awaitTerminationOrTimeout, ssc, 10)
+        ssc:stop()
+        assert.is_false(ok)
+        assert.matches("foreachRDD", err, 1, true)
+        assert.matches("user code failed", err, 1, true)
+        assert.matches("failed at batch time %d+ ms", err)
+    end)
+
+    it("raises on a manual clock, which never moves by itself", function()
+        local ssc = manual()
+        ssc:queueStream({}):foreachRDD(function() end)
+        ssc:start()
+        local ok, err = pcall(ssc.awaitTerminationOrTimeout, ssc, 1)
+        assert.is_false(ok)
+        assert.matches("advance", err, 1, true)
+        ssc:stop()
+    end)
+end)
+
+describe("ssc:stop", function()
+    it("stops a context that was never started, which then cannot start", function()
+        local ssc = manual()
+        ssc:queueStream({{1}}):foreachRDD(function() end)
+        ssc:stop()
+        assert.is_true(ssc:awaitTerminationOrTimeout(0))
+        local ok, err = pcall(ssc.start, ssc)
+        assert.is_false(ok)
+        assert.matches("a stopped context cannot be restarted", err, 1, true)
+    end)
+
+    it("does not restart a stopped context, but a new one can be made and run at once", function()
+        local ssc = manual()
+        local out = ssc:queueStream({{1}, {2}}):collectBatches()
+        ssc:start()
+        ssc:advance(1)
+        ssc:stop()
+        ssc:stop() -- a second stop does nothing
+        local ok, err = pcall(ssc.start, ssc)
+        assert.is_false(ok)
+        assert.matches("a stopped context cannot be restarted; make a new StreamingContext", err, 1, true)
+        ok, err = pcall(ssc.advance, ssc, 1)
+        assert.is_false(ok)
+        assert.matches("stopped", err, 1, true)
+        assert.are.same({{1}}, out)
+        local ssc2 = manual()
+        local out2 = ssc2:queueStream({{"again"}}):collectBatches()
+        ssc2:start()
+        ssc2:advance(1)
+        ssc2:stop()
+        assert.are.same({{"again"}}, out2)
+    end)
+
+    it("refuses to add to the graph of a stopped context", function()
+        local ssc = manual()
+        ssc:stop()
+        local ok, err = pcall(ssc.queueStream, ssc, {})
+        assert.is_false(ok)
+        assert.matches("cannot add to the graph of a context that is stopped", err, 1, true)
+    end)
+
+    it("raises on an unknown option, listing the allowed ones", function()
+        local ssc = manual()
+        local ok, err = pcall(ssc.stop, ssc, {gracefull = true})
+        assert.is_false(ok)
+        assert.matches("stop: unknown option \"gracefull\" (allowed: graceful", err, 1, true)
+        ssc:stop()
+    end)
+end)
