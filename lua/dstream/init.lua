@@ -4,6 +4,7 @@
 --- global `dstream`, so that `luajit -i -l dstream` gives a ready REPL.
 local Context = require "dstream.context"
 local DStream = require "dstream.stream"
+require "dstream.window" -- adds the window operations to DStream
 local RDD = require "dstream.rdd"
 local sinks = require "dstream.sinks"
 local util = require "dstream.util"

@@ -37,5 +37,6 @@ int luaopen_dstream_core(lua_State *L) {
   lds_open_codec(L);
   lds_open_socket(L);
   lds_open_fs(L);
+  lds_open_window(L);
   return 1;
 }

@@ -1,0 +1,581 @@
+--- Windows: window, countByWindow, reduceByWindow, countByValueAndWindow,
+--- reduceByKeyAndWindow and groupByKeyAndWindow, added to DStream.
+---
+--- A window of length L sliding by S over a parent whose batches come P
+--- apart (the parent's slide: the batch interval, unless the parent is itself
+--- a window) produces a batch at every multiple t of S, covering the
+--- parent's batches in (t - L, t]. L and S must be multiples of P; a window
+--- at a time before L has elapsed simply holds the batches there are.
+---
+--- WHERE THE PAST LIVES: when a parent batch enters the window, its partial
+--- result - the batch itself for window and groupByKeyAndWindow, the batch
+--- reduced by key for reduceByKeyAndWindow, its count for countByWindow,
+--- its counts by value for countByValueAndWindow, the batch reduced for
+--- reduceByWindow - is encoded once (core.encode) and kept in a C window
+--- buffer (core/src/window.c) until no later window reads it (an
+--- incremental window reads it once more, as it leaves). The graph is told that the
+--- window reads one slide of its parent's past, not L, so the parent keeps
+--- its own batches only a slide or two: a 24-hour window costs the Lua GC
+--- nothing but the batches of one slide.
+---
+--- TWO WAYS TO EVALUATE:
+---   whole        decode every held batch of the window, add the entering
+---                ones and combine them all (Spark's window then reduce):
+---                O(L / P) batches per evaluation.
+---   incremental  (an inverse function; countByWindow and
+---                countByValueAndWindow use + and -) keep the previous
+---                window's result - per key in a Lua table, or one value -
+---                reduce the batches entering (from the parent) and leaving
+---                (decoded from the buffer) and fold them in with f and out
+---                with invF, as Spark's ReducedWindowedDStream does:
+---                O(S / P) batches per evaluation, plus one pass over the
+---                window's keys to emit them. Like Spark, a key whose values
+---                have all left stays, with invF's result (a count of 0),
+---                unless filterF drops it.
+--- When S > L, the batches leaving are the whole previous window (Spark
+--- would also subtract batches that never entered).
+---
+--- COMMIT: an evaluation changes nothing - buffer or running state - until
+--- every user function has returned, so one that raises leaves the window
+--- as it was, and the next evaluation takes in the same batches again (the
+--- parent remembers one slide more than the window reads, so the batches of
+--- one failed evaluation are still there at the next).
+--- Only a buffer that runs out of memory half way through its pushes marks
+--- the window failed: every later evaluation raises that error.
+---
+--- THE RUNNING STATE could move to the keyed state store in C: its
+--- operations are exactly get(key) -> value, put(key, value),
+--- remove(key) and "every key in order"; keys would be compared by their
+--- canonical encoding and numbers kept unboxed, as the store promises.
+local core = require "dstream.core"
+local DStream = require "dstream.stream"
+local RDD = require "dstream.rdd"
+local shuffle = require "dstream.shuffle"
+local key = require "dstream.key"
+local util = require "dstream.util"
+
+local encode, decode = core.encode, core.decode
+local reduce_by_key = shuffle.reduce_by_key
+local type, error, select = type, error, select
+local sformat = string.format
+local show_ms, show_key = util.show_ms, key.show
+
+local window = {}
+
+local EMPTY = {}
+
+local function add(a, b) return a + b end
+local function sub(a, b) return a - b end
+local function nonzero(_, v) return v ~= 0 end
+
+-- Build time: arguments and durations --------------------------------------
+
+-- Window length and slide in ms (slide defaulting to the batch interval);
+-- raises at `level`, naming the stream, unless both are multiples of the
+-- batch interval and of the stream's slide.
+local function durations(self, op, len, slide, level)
+    local ctx = self.ctx
+    local len_ms = util.duration_ms(op .. ": window length", len, level + 1)
+    local slide_ms = ctx.batch_ms
+    if slide ~= nil then slide_ms = util.duration_ms(op .. ": slide", slide, level + 1) end
+    local unit
+    if len_ms % ctx.batch_ms ~= 0 or slide_ms % ctx.batch_ms ~= 0 then
+        unit = "the batch interval " .. show_ms(ctx.batch_ms)
+    elseif len_ms % self.slide_ms ~= 0 or slide_ms % self.slide_ms ~= 0 then
+        unit = sformat("that stream's slide %s", show_ms(self.slide_ms))
+    end
+    if unit then
+        error(sformat("%s: the window %s and slide %s of %s (%s) must be multiples of %s", op,
+            show_ms(len_ms), show_ms(slide_ms), self:label(), tostring(self), unit), level + 1)
+    end
+    return len_ms, slide_ms
+end
+
+local function require_pairs(self, op, level)
+    if self.pairs == false then
+        error(sformat("%s: %s is not a pair stream (make pairs with mapToPair)", op, tostring(self)), level + 1)
+    end
+end
+
+local function check_optional_function(op, i, name, f, level)
+    if f ~= nil then util.check_function(op, i, name, f, level + 1) end
+end
+
+-- The arguments after f of reduceByWindow / reduceByKeyAndWindow: either
+-- (len, slide) or (invF, len, slide, filterF), invF nil for none.
+local function inverse_args(op, ...)
+    local second = select(1, ...)
+    if type(second) == "number" then return nil, second, select(2, ...), nil end
+    if second ~= nil and not util.callable(second) then
+        error(sformat("%s: argument #2 (invF) must be a function (or the window length in seconds), got %s",
+            op, type(second)), 3)
+    end
+    return second, select(2, ...)
+end
+
+-- The fields of a windowed stream; `w` describes its evaluation.
+local function node(self, op, pairs_, len_ms, slide_ms, w)
+    w.op, w.len_ms, w.slide_ms, w.step_ms = op, len_ms, slide_ms, self.slide_ms
+    w.buf = assert(core.window_new(self.slide_ms, len_ms))
+    return {kind = op, desc = sformat("%s(%s, %s)", op, show_ms(len_ms), show_ms(slide_ms)),
+        parents = {self}, pairs = pairs_, slide_ms = slide_ms,
+        -- The graph hears "reads one slide of the parent's past": the rest
+        -- of the window is in the buffer. s.window_ms is set to L after.
+        window_ms = slide_ms,
+        _win = w, _compute = window.compute}
+end
+
+local function with_length(s)
+    s.window_ms = s._win.len_ms
+    return s
+end
+
+-- Partial results: what one parent batch leaves in the window --------------
+
+local function needs_pairs(w, r)
+    if not r.pairs then
+        error(sformat("%s needs a pair stream, but its input holds single values", w.op), 0)
+    end
+end
+
+local function records(_, r)
+    return r.n, r.a, r.b
+end
+
+local function pair_records(w, r)
+    needs_pairs(w, r)
+    return r.n, r.a, r.b
+end
+
+local function reduced_by_key(w, r)
+    needs_pairs(w, r)
+    local m, ks, vs = reduce_by_key(w.op, r.n, r.a, r.b, r.ends, w.f)
+    return m, ks, vs
+end
+
+local function counted_by_value(w, r)
+    if r.pairs then
+        local m, ks, vs = shuffle.count_by_value_pairs(w.op, r.n, r.a, r.b, r.ends)
+        return m, ks, vs
+    end
+    local m, ks, vs = shuffle.count_by_value(w.op, r.n, r.a, r.ends)
+    return m, ks, vs
+end
+
+local function reduced(w, r)
+    if r.n == 0 then return 0, EMPTY end
+    return 1, {r:reduce(w.f)}
+end
+
+local function counted(_, r)
+    if r.n == 0 then return 0, EMPTY end
+    return 1, {r.n}
+end
+
+-- Batches in and out of the buffer -------------------------------------------
+
+-- The batch at tb as a part {n =, a =, b =, bytes =} (from its parent RDD).
+local function entering_part(w, parent, tb)
+    local r = parent:_rdd(tb)
+    local n, a, b = 0, EMPTY, nil
+    if r ~= nil then n, a, b = w.partial(w, r) end
+    local bytes = ""
+    if n > 0 then
+        local err
+        bytes, err = encode(a, n, b)
+        if bytes == nil then
+            error(sformat("%s: the batch at %d ms cannot be kept in the window: %s "
+                .. "(windows keep strings, numbers, booleans and tables of those)", w.op, tb, err), 0)
+        end
+    end
+    return {n = n, a = a, b = b, bytes = bytes}
+end
+
+-- The held batch at tb as a part, or nil when the buffer has none there.
+local function held_part(w, tb)
+    local bytes = w.buf:get(tb)
+    if bytes == nil then return nil end
+    if bytes == "" then return {n = 0, a = EMPTY} end
+    local a, n, b = decode(bytes)
+    if a == nil then error(sformat("%s: window buffer at %d ms: %s", w.op, tb, n), 0) end
+    return {n = n, a = a, b = b or nil}
+end
+
+-- The held parts of the times in (from, to], oldest first.
+local function held_parts(w, from, to)
+    local parts = {}
+    for tb = from + w.step_ms, to, w.step_ms do
+        local p = held_part(w, tb)
+        if p ~= nil then parts[#parts + 1] = p end
+    end
+    return parts
+end
+
+-- Parts appended into one n, a, b, ends (one partition per part); pairs
+-- when pairs_ is true or a part holds pairs.
+local function concat(parts, pairs_)
+    local n, a, b, ends = 0, {}, nil, {}
+    for i = 1, #parts do
+        if parts[i].b ~= nil then pairs_ = true end
+    end
+    if pairs_ then b = {} end
+    for i = 1, #parts do
+        local p = parts[i]
+        local pa, pb = p.a, p.b
+        if p.n > 0 and pb == nil and b ~= nil then
+            error("a window cannot mix batches of pairs and batches of single values", 0)
+        end
+        for j = 1, p.n do a[n + j] = pa[j] end
+        if pb ~= nil then
+            for j = 1, p.n do b[n + j] = pb[j] end
+        end
+        n = n + p.n
+        ends[#ends + 1] = n
+    end
+    if #ends == 0 then ends[1] = 0 end
+    return n, a, b, ends
+end
+
+-- Push the entering parts; a failure here leaves the window incomplete, so
+-- it marks the window failed.
+local function push_all(w, t, enter, first)
+    local buf = w.buf
+    for i = 1, #enter do
+        local ok, err = buf:push(first + (i - 1) * w.step_ms, enter[i].bytes)
+        if not ok then
+            w.failed = sformat("%s: the window buffer failed at batch time %d ms (%s); its contents are "
+                .. "incomplete, so the window stops here", w.op, t, err)
+            error(w.failed, 0)
+        end
+    end
+end
+
+-- Evaluation ------------------------------------------------------------------
+
+local function returned_nil(op, what, k)
+    error(sformat("%s: %s returned nil for key %s", op, what, show_key(k)), 0)
+end
+
+-- Left fold of a[1..n] with f; nil when n == 0.
+local function fold(op, f, what, n, a)
+    local acc = a[1]
+    for i = 2, n do
+        acc = f(acc, a[i])
+        if acc == nil then error(sformat("%s: %s returned nil", op, what), 0) end
+    end
+    return acc
+end
+
+-- The parts of one side reduced by key: a single part already has one
+-- record per key; several are reduced with f, oldest first.
+local function reduce_parts(w, parts)
+    if #parts == 1 then return parts[1].n, parts[1].a, parts[1].b end
+    local n, a, b, ends = concat(parts, true)
+    if n == 0 then return 0, EMPTY, EMPTY end
+    local m, ks, vs = reduce_by_key(w.op, n, a, b, ends, w.f)
+    return m, ks, vs
+end
+
+-- The running value of each key of an incremental window: slots 1..m with
+-- free slots reused, found by key (primitive keys directly, composite keys
+-- by their canonical string, in a table of their own).
+local function running_new()
+    return {prim = {}, comp = {}, keys = {}, canon = {}, vals = {}, m = 0, free = {}, nfree = 0}
+end
+
+local function running_slot(st, k)
+    local s = st.prim[k]
+    if s ~= nil or type(k) ~= "table" then return s end
+    return st.comp[(key.check(k))]
+end
+
+local function running_add(st, k, v)
+    local s
+    if st.nfree > 0 then
+        s = st.free[st.nfree]
+        st.free[st.nfree] = nil
+        st.nfree = st.nfree - 1
+    else
+        s = st.m + 1
+        st.m = s
+    end
+    st.keys[s], st.vals[s] = k, v
+    if type(k) == "table" then
+        local canon = key.check(k)
+        st.canon[s] = canon
+        st.comp[canon] = s
+    else
+        st.prim[k] = s
+    end
+end
+
+local function running_remove(st, s)
+    local canon = st.canon[s]
+    if canon ~= nil then
+        st.comp[canon], st.canon[s] = nil, nil
+    else
+        st.prim[st.keys[s]] = nil
+    end
+    st.keys[s], st.vals[s] = nil, nil
+    st.nfree = st.nfree + 1
+    st.free[st.nfree] = s
+end
+
+-- New values of the keys that changed (slot -> value) and the new keys:
+-- the running value less what left (invF), plus what entered (f).
+local function keyed_changes(w, mo, oks, ovs, mn, nks, nvs)
+    local st, f, inv, op = w.state, w.f, w.invF, w.op
+    local vals = st.vals
+    local changed = {}
+    for i = 1, mo do
+        local s = running_slot(st, oks[i])
+        if s ~= nil then
+            local v = inv(vals[s], ovs[i])
+            if v == nil then returned_nil(op, "the inverse function", oks[i]) end
+            changed[s] = v
+        end
+    end
+    local add_k, add_v, na = {}, {}, 0
+    for i = 1, mn do
+        local k = nks[i]
+        local s = running_slot(st, k)
+        if s ~= nil then
+            local cur = changed[s]
+            if cur == nil then cur = vals[s] end
+            local v = f(cur, nvs[i])
+            if v == nil then returned_nil(op, "the function", k) end
+            changed[s] = v
+        else
+            na = na + 1
+            add_k[na], add_v[na] = k, nvs[i]
+        end
+    end
+    return changed, na, add_k, add_v
+end
+
+-- The window's records, every key passing filterF; what to drop and keep.
+local function keyed_emit(w, changed, na, add_k, add_v)
+    local st, keep = w.state, w.filterF
+    local keys, vals = st.keys, st.vals
+    local oks, ovs, m = {}, {}, 0
+    local drop, nd, kept = {}, 0, {}
+    for s = 1, st.m do
+        local k = keys[s]
+        if k ~= nil then
+            local v = changed[s]
+            if v == nil then v = vals[s] end
+            if keep == nil or keep(k, v) then
+                m = m + 1
+                oks[m], ovs[m] = k, v
+            else
+                nd = nd + 1
+                drop[nd] = s
+            end
+        end
+    end
+    for i = 1, na do
+        local k, v = add_k[i], add_v[i]
+        if keep == nil or keep(k, v) then
+            m = m + 1
+            oks[m], ovs[m] = k, v
+            kept[i] = true
+        end
+    end
+    return m, oks, ovs, drop, nd, kept
+end
+
+local function keyed_commit(st, changed, drop, nd, na, add_k, add_v, kept)
+    local vals = st.vals
+    for s, v in pairs(changed) do vals[s] = v end
+    for i = 1, nd do running_remove(st, drop[i]) end
+    for i = 1, na do
+        if kept[i] then running_add(st, add_k[i], add_v[i]) end
+    end
+end
+
+-- Incremental, per key.
+local function eval_keyed(w, t, leaving, enter, first)
+    local mo, oks, ovs = reduce_parts(w, leaving)
+    local mn, nks, nvs = reduce_parts(w, enter)
+    local changed, na, add_k, add_v = keyed_changes(w, mo, oks, ovs, mn, nks, nvs)
+    local m, ks, vs, drop, nd, kept = keyed_emit(w, changed, na, add_k, add_v)
+    push_all(w, t, enter, first)
+    keyed_commit(w.state, changed, drop, nd, na, add_k, add_v, kept)
+    return m, ks, vs, {m}
+end
+
+-- Incremental, one value for the whole window.
+local function eval_scalar(w, t, leaving, enter, first)
+    local op, f = w.op, w.f
+    local v = w.value
+    local n, a = concat(leaving, false)
+    if n > 0 and v ~= nil then
+        v = w.invF(v, fold(op, f, "the function", n, a))
+        if v == nil then error(op .. ": the inverse function returned nil", 0) end
+    end
+    n, a = concat(enter, false)
+    if n > 0 then
+        local new = fold(op, f, "the function", n, a)
+        if v == nil then
+            v = new
+        else
+            v = f(v, new)
+            if v == nil then error(op .. ": the function returned nil", 0) end
+        end
+    end
+    push_all(w, t, enter, first)
+    w.value = v
+    if v == nil then return 0, {}, nil, {0} end
+    return 1, {v}, nil, {1}
+end
+
+-- Whole: every batch of the window combined by w.finish. The buffer then
+-- drops what the next window, at t + S, does not read: with S >= L it holds
+-- nothing between evaluations.
+local function eval_whole(w, t, from, enter, first)
+    local parts = held_parts(w, t - w.len_ms, from)
+    for i = 1, #enter do parts[#parts + 1] = enter[i] end
+    local m, a, b, ends = w.finish(w, concat(parts, w.pairs))
+    push_all(w, t, enter, first)
+    w.buf:evict(t + w.slide_ms)
+    return m, a, b, ends
+end
+
+--- The RDD of windowed stream s at time t (a multiple of its slide).
+function window.compute(s, t)
+    local w = s._win
+    if w.failed then error(w.failed, 0) end
+    local parent, step = s.parents[1], w.step_ms
+    local last = w.last
+    -- Entering: (from, t], from the parent, which has nothing at or before
+    -- t - its remember duration (before the first evaluation, or after
+    -- several failed ones: those batches count as empty). Leaving
+    -- (incremental): the previous window's batches that are not in this
+    -- one, (last - L, min(last, t - L)].
+    local from = t - w.len_ms
+    if last ~= nil and last > from then from = last end
+    if t - parent.remember_ms > from then from = t - parent.remember_ms end
+    local enter = {}
+    for tb = from + step, t, step do
+        enter[#enter + 1] = entering_part(w, parent, tb)
+    end
+    local m, a, b, ends
+    if w.mode == "whole" then
+        m, a, b, ends = eval_whole(w, t, from, enter, from + step)
+    else
+        local leaving = {}
+        if last ~= nil then
+            local to = t - w.len_ms
+            if last < to then to = last end
+            leaving = held_parts(w, last - w.len_ms, to)
+        end
+        local eval = w.mode == "keyed" and eval_keyed or eval_scalar
+        m, a, b, ends = eval(w, t, leaving, enter, from + step)
+    end
+    w.last = t
+    return RDD.new(m, a, b, ends, t, s:_rdd_id(t))
+end
+
+-- Finishing a whole window --------------------------------------------------
+
+local function finish_records(_, n, a, b, ends)
+    return n, a, b, ends
+end
+
+local function finish_groups(w, n, a, b, ends)
+    if n == 0 then return 0, {}, {}, {0} end
+    return shuffle.group_by_key(w.op, n, a, b, ends)
+end
+
+local function finish_reduce_by_key(w, n, a, b, ends)
+    if n == 0 then return 0, {}, {}, {0} end
+    local m, ks, vs = reduce_by_key(w.op, n, a, b, ends, w.f)
+    local keep = w.filterF
+    if keep == nil then return m, ks, vs, {m} end
+    local oks, ovs, j = {}, {}, 0
+    for i = 1, m do
+        if keep(ks[i], vs[i]) then
+            j = j + 1
+            oks[j], ovs[j] = ks[i], vs[i]
+        end
+    end
+    return j, oks, ovs, {j}
+end
+
+local function finish_reduce(w, n, a)
+    if n == 0 then return 0, {}, nil, {0} end
+    return 1, {fold(w.op, w.f, "the function", n, a)}, nil, {1}
+end
+
+-- The window operations -------------------------------------------------------
+
+--- window(len, slide): every record of the batches in (t - len, t].
+function DStream:window(len, slide)
+    local len_ms, slide_ms = durations(self, "window", len, slide, 2)
+    return with_length(DStream.new(self.ctx, node(self, "window", self.pairs, len_ms, slide_ms,
+        {mode = "whole", partial = records, finish = finish_records, pairs = self.pairs})))
+end
+
+--- countByWindow(len, slide): one record per window, its number of records.
+function DStream:countByWindow(len, slide)
+    local len_ms, slide_ms = durations(self, "countByWindow", len, slide, 2)
+    return with_length(DStream.new(self.ctx, node(self, "countByWindow", false, len_ms, slide_ms,
+        {mode = "scalar", partial = counted, f = add, invF = sub, value = 0})))
+end
+
+--- reduceByWindow(f, len, slide) or reduceByWindow(f, invF, len, slide):
+--- one record per window holding records, all of them reduced with f.
+function DStream:reduceByWindow(f, ...)
+    util.check_function("reduceByWindow", 1, "f", f, 2)
+    local inv, len, slide = inverse_args("reduceByWindow", ...)
+    local len_ms, slide_ms = durations(self, "reduceByWindow", len, slide, 2)
+    local w = {f = f, invF = inv, partial = reduced}
+    if inv then w.mode = "scalar" else w.mode, w.finish, w.pairs = "whole", finish_reduce, false end
+    return with_length(DStream.new(self.ctx, node(self, "reduceByWindow", false, len_ms, slide_ms, w)))
+end
+
+--- countByValueAndWindow(len, slide): pairs (record, count in the window);
+--- a record whose count falls to 0 is dropped.
+function DStream:countByValueAndWindow(len, slide)
+    local len_ms, slide_ms = durations(self, "countByValueAndWindow", len, slide, 2)
+    return with_length(DStream.new(self.ctx, node(self, "countByValueAndWindow", true, len_ms, slide_ms,
+        {mode = "keyed", partial = counted_by_value, f = add, invF = sub, filterF = nonzero,
+            state = running_new()})))
+end
+
+--- reduceByKeyAndWindow(f, len, slide) or
+--- reduceByKeyAndWindow(f, invF, len, slide, filterF): per key, its values
+--- in the window reduced with f; with invF incrementally, keeping a key
+--- only while filterF(k, v) (if given) returns true.
+function DStream:reduceByKeyAndWindow(f, ...)
+    local op = "reduceByKeyAndWindow"
+    util.check_function(op, 1, "f", f, 2)
+    require_pairs(self, op, 2)
+    local inv, len, slide, keep = inverse_args(op, ...)
+    local len_ms, slide_ms = durations(self, op, len, slide, 2)
+    check_optional_function(op, 5, "filterF", keep, 2)
+    local w = {f = f, invF = inv, filterF = keep, partial = reduced_by_key}
+    if inv then
+        w.mode, w.state = "keyed", running_new()
+    else
+        w.mode, w.finish, w.pairs = "whole", finish_reduce_by_key, true
+    end
+    return with_length(DStream.new(self.ctx, node(self, op, true, len_ms, slide_ms, w)))
+end
+
+--- groupByKeyAndWindow(len, slide): per key, the array of its values in the
+--- window, oldest batch first, arrival order within a batch.
+function DStream:groupByKeyAndWindow(len, slide)
+    require_pairs(self, "groupByKeyAndWindow", 2)
+    local len_ms, slide_ms = durations(self, "groupByKeyAndWindow", len, slide, 2)
+    return with_length(DStream.new(self.ctx, node(self, "groupByKeyAndWindow", true, len_ms, slide_ms,
+        {mode = "whole", partial = pair_records, finish = finish_groups, pairs = true})))
+end
+
+--- Bytes and batches the window buffer of windowed stream s holds (for
+--- benchmarks and the status page).
+function window.memory(s)
+    return s._win.buf:bytes(), s._win.buf:count()
+end
+
+return window
