@@ -1,0 +1,124 @@
+/* The per-record C surface: what LuaJIT's FFI calls once per record.
+ *
+ * DESIGN.md rule 3: a record reaches C through the FFI, which the JIT
+ * compiles to a direct call, never through the classic Lua C API. Everything
+ * between the "cdef begin" and "cdef end" lines is written for ffi.cdef and
+ * repeated verbatim by lua/dstream/cdef.lua (a spec checks the two agree):
+ * opaque pointers, scalars, `const char *` with a 32-bit length, and one small
+ * struct of those; no macros, no includes. Per-record functions return 32-bit
+ * integers or nothing, which the FFI hands to Lua as plain numbers; 64-bit
+ * integers appear only as arguments (batch times), which it passes unboxed,
+ * and as the result of ds_state_memory(), which is per batch at most.
+ *
+ * KEYED STATE (core/src/state.c): a store maps keys to values and remembers
+ * when each key was last updated. A key is a number (any double but NaN;
+ * 0 and -0 are one key) or bytes of a kind: DS_STATE_STR, a string key's raw
+ * bytes, or DS_STATE_ENC, the canonical codec encoding (codec.h) of any other
+ * key - a boolean, or a composite key (an array). The kind is part of the
+ * key, so "a" and {"a"} never collide; an ENC key must not encode a number
+ * or a string (those go as DS_STATE_NUM / DS_STATE_STR), else EINVAL. A
+ * value is a number (kept unboxed; every NaN reads back as one NaN) or ENC
+ * bytes, one codec value, which the store keeps but does not parse.
+ *
+ * SLOTS: a live key has a slot, a small integer that stays its own until the
+ * key is removed (growth never moves it), so a lookup's result can be
+ * updated without hashing the key again. Functions taking a slot return
+ * DS_EINVAL for one that is not live.
+ *
+ * BORROWED BYTES: a ds_state_item_t filled by the store points into the
+ * store's memory; the bytes stay valid until the next call that changes the
+ * store (a put, set, remove, expire, restore, clear or free).
+ *
+ * TIME: now_ms is the batch time of the update. A store made with a timeout
+ * keeps, per key, the time of its last put or set; those times must not go
+ * backwards (DS_EINVAL). Without a timeout the time is not kept.
+ */
+#ifndef DSTREAM_FFI_H
+#define DSTREAM_FFI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* cdef begin */
+typedef struct ds_state_s ds_state_t;
+
+typedef enum {
+  DS_STATE_NUM = 0,
+  DS_STATE_STR = 1,
+  DS_STATE_ENC = 2
+} ds_state_kind_t;
+
+/* A key or a value handed out by the store: num for DS_STATE_NUM, else len
+ * bytes at ptr (borrowed, see above). */
+typedef struct {
+  int32_t kind;
+  uint32_t len;
+  double num;
+  const char *ptr;
+} ds_state_item_t;
+
+/* A new empty store; timeout_ms 0 for none. NULL if out of memory or
+ * timeout_ms < 0. The caller owns it and frees it with ds_state_free(). */
+ds_state_t *ds_state_new(int64_t timeout_ms);
+/* Free the store and everything in it (NULL is allowed). */
+void ds_state_free(ds_state_t *s);
+/* Live keys. */
+uint32_t ds_state_count(const ds_state_t *s);
+/* Bytes the store has allocated, everything included. */
+size_t ds_state_memory(const ds_state_t *s);
+
+/* Look up a number key / a key of len bytes of kind (STR or ENC): its slot,
+ * with its value in *value (borrowed) if value is not NULL; -1 if absent
+ * (value untouched). */
+int ds_state_get_num(const ds_state_t *s, double key, ds_state_item_t *value);
+int ds_state_get_bytes(const ds_state_t *s, int kind, const char *key,
+                       uint32_t len, ds_state_item_t *value);
+
+/* Insert or update a key with a value (key and value bytes are copied):
+ * put_<key>_<value>, a number or bytes key, a number or ENC bytes value.
+ * The key's slot, or DS_ENOMEM, DS_EINVAL (NaN key, bad kind, empty value,
+ * time going backwards), DS_ERANGE (too many keys), with nothing changed. */
+int ds_state_put_num_num(ds_state_t *s, double key, double value,
+                         int64_t now_ms);
+int ds_state_put_num_enc(ds_state_t *s, double key, const char *value,
+                         uint32_t vlen, int64_t now_ms);
+int ds_state_put_bytes_num(ds_state_t *s, int kind, const char *key,
+                           uint32_t klen, double value, int64_t now_ms);
+int ds_state_put_bytes_enc(ds_state_t *s, int kind, const char *key,
+                           uint32_t klen, const char *value, uint32_t vlen,
+                           int64_t now_ms);
+
+/* Replace the value of a live slot (bytes copied). 0, or DS_ENOMEM /
+ * DS_EINVAL with nothing changed. */
+int ds_state_set_num(ds_state_t *s, int slot, double value, int64_t now_ms);
+int ds_state_set_enc(ds_state_t *s, int slot, const char *value,
+                     uint32_t vlen, int64_t now_ms);
+
+/* Remove a key: 1 if it was there, 0 if not. Never fails. */
+int ds_state_remove_num(ds_state_t *s, double key);
+int ds_state_remove_bytes(ds_state_t *s, int kind, const char *key,
+                          uint32_t len);
+/* Remove the key of a live slot: 0, or DS_EINVAL. */
+int ds_state_remove_slot(ds_state_t *s, int slot);
+
+/* Iterate: the first live slot after `slot` (-1 to start), or -1 at the
+ * end. Each key present throughout is seen once; removing keys (the current
+ * one included) while iterating is allowed, keys inserted meanwhile may or
+ * may not be seen. */
+int ds_state_next(const ds_state_t *s, int slot);
+/* The key / value of a live slot into *out (borrowed): its kind, or
+ * DS_EINVAL. */
+int ds_state_key(const ds_state_t *s, int slot, ds_state_item_t *out);
+int ds_state_value(const ds_state_t *s, int slot, ds_state_item_t *out);
+
+/* Remove the next key idle for at least the timeout at batch time now_ms
+ * (last update <= now_ms - timeout) and hand back its key and last value,
+ * copied to a scratch area of the store (valid until the next call of
+ * ds_state_expire(), ds_state_clear() or ds_state_free()). 1 when a key was
+ * removed, 0 when none is left (or the store has no timeout), DS_ENOMEM
+ * with nothing removed. Oldest first; each key once. */
+int ds_state_expire(ds_state_t *s, int64_t now_ms, ds_state_item_t *key,
+                    ds_state_item_t *value);
+/* cdef end */
+
+#endif
