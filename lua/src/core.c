@@ -1,5 +1,7 @@
 /* dstream.core: the C module behind the Lua modules. It only converts and
  * checks; the engine does the work. */
+#include <limits.h>
+
 #include "lds.h"
 
 #include "dstream/error.h"
@@ -15,8 +17,11 @@ int lds_fail(lua_State *L, int err, const char *detail) {
 }
 
 size_t lds_push_blocks(lua_State *L, ds_block_t *chain) {
-  size_t n = 0;
-  lua_newtable(L);
+  size_t n = 0, total = 0;
+  for (const ds_block_t *b = chain; b != NULL; b = b->next)
+    total += b->count;
+  /* Sized once: a batch of a million lines must not rehash its array 20 times. */
+  lua_createtable(L, total < (size_t)INT_MAX ? (int)total : 0, 0);
   while (chain != NULL) {
     ds_block_t *next = chain->next;
     const char *rec;
