@@ -108,3 +108,78 @@ describe("examples/tail_receiver.lua", function()
         assert.matches("%(INFO,2%)\n%(WARN,1%)", out)
     end)
 end)
+
+describe("the trade totals examples", function()
+    package.path = "examples/?.lua;" .. package.path
+    local trades = require "trades"
+    local dstream = require "dstream"
+
+    local function hourly_totals(example, batches)
+        local M = assert(loadfile("examples/" .. example .. ".lua"))("--as-module")
+        local ssc = dstream.StreamingContext{batchInterval = M.batchInterval, clock = "manual"}
+        local out = {}
+        local queue = {unpack(batches)} -- queueStream takes the entries off its queue
+        M.totals(ssc:queueStream(queue):mapToPair(trades.parse)):foreachRDD(function(rdd, t)
+            local totals = {}
+            rdd:foreach(function(product, total) totals[product] = total end)
+            out[#out + 1] = {t = t, totals = totals}
+        end)
+        ssc:start()
+        ssc:advance(#batches)
+        ssc:stop()
+        return out
+    end
+
+    it("both give, every hour, the direct recomputation of each product's last 24 hours", function()
+        -- 27 hours of one-minute batches: the window fills, then slides.
+        local batches = trades.batches{n_batches = 27 * 60, per_batch = 12, products = 15, seed = 9}
+        local by_window = hourly_totals("trade_totals_window", batches)
+        local by_state = hourly_totals("trade_totals_state", batches)
+        assert.are.equal(27, #by_window)
+        assert.are.equal(27, #by_state)
+        for h = 1, 27 do
+            local expected = trades.direct_totals(batches, h * 60, 24 * 60)
+            assert.are.equal(h * 3600000, by_window[h].t)
+            assert.are.same(expected, by_window[h].totals, "window, hour " .. h)
+            assert.are.same(expected, by_state[h].totals, "state, hour " .. h)
+        end
+    end)
+end)
+
+describe("examples/sessionize.lua", function()
+    it("closes each session exactly 30 minutes after its last click, as a direct sessionization does", function()
+        local dstream = require "dstream"
+        local M = assert(loadfile("examples/sessionize.lua"))("--as-module")
+        local batches = M.clicks(240, 10, 3)
+        -- Direct: per user, sessions split by gaps of 30 minutes or more.
+        local expected, open = {}, {}
+        for m, batch in ipairs(batches) do
+            for user, s in pairs(open) do
+                if m - s.last >= 30 then
+                    expected[#expected + 1] = string.format("%d %s %d-%d %d", m, user, s.first, s.last, s.clicks)
+                    open[user] = nil
+                end
+            end
+            for _, line in ipairs(batch) do
+                local user = line:match("^(%S+)")
+                local s = open[user] or {first = m, clicks = 0}
+                s.last, s.clicks = m, s.clicks + 1
+                open[user] = s
+            end
+        end
+        local ssc = dstream.StreamingContext{batchInterval = M.batchInterval, clock = "manual"}
+        local got = {}
+        M.sessions(ssc:queueStream(batches)):foreachRDD(function(rdd, t)
+            rdd:foreach(function(session)
+                local s = session[2]
+                got[#got + 1] = string.format("%d %s %d-%d %d", t / 60000, session[1], s[1] / 60000, s[2] / 60000, s[3])
+            end)
+        end)
+        ssc:start()
+        ssc:advance(#batches)
+        table.sort(expected)
+        table.sort(got)
+        assert.is_true(#expected >= 5)
+        assert.are.same(expected, got)
+    end)
+end)

@@ -367,6 +367,15 @@ function Context:_run_batch(t)
     end
     self:_notify("onBatchSubmitted", self.engine:submit(t, n))
     self:_notify("onBatchStarted", self.engine:started(t))
+    -- A stateful stream's state at t depends on every batch before it, so it
+    -- runs at each of its batch times whether or not an output needs it then.
+    for _, s in ipairs(self.streams) do
+        if s.stateful and t % s.slide_ms == 0 then
+            self._current = nil
+            local ok, err = xpcall(s._rdd, job_handler(self, t, s), s, t)
+            if not ok then first_err = first_err or err end
+        end
+    end
     for _, out in ipairs(self.outputs) do
         if t % out.slide_ms == 0 then
             self._current = nil

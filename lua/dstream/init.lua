@@ -5,6 +5,8 @@
 local Context = require "dstream.context"
 local DStream = require "dstream.stream"
 require "dstream.window" -- adds the window operations to DStream
+local state = require "dstream.state" -- adds mapWithState, updateStateByKey, stateSnapshots
+local reducers = require "dstream.reducers"
 local RDD = require "dstream.rdd"
 local sinks = require "dstream.sinks"
 local util = require "dstream.util"
@@ -35,6 +37,16 @@ dstream.StreamingContext = setmetatable({}, {
     __index = Context,
     __tostring = function() return "dstream.StreamingContext" end,
 })
+
+--- StateSpec(f):timeout(s):initialState(rdd), for mapWithState.
+dstream.StateSpec = state.StateSpec
+
+--- Built-in reducers, usable wherever a reduce function is.
+dstream.sum = reducers.sum
+dstream.min = reducers.min
+dstream.max = reducers.max
+dstream.count = reducers.count
+dstream.subtract = reducers.subtract
 
 dstream.DStream = DStream
 dstream.RDD = RDD
