@@ -7,87 +7,6 @@
 --- so it is opened again here with ffi.load, which shares the same copy.
 local ffi = require "ffi"
 
-ffi.cdef[[
-typedef struct ds_state_s ds_state_t;
-
-typedef enum {
-  DS_STATE_NUM = 0,
-  DS_STATE_STR = 1,
-  DS_STATE_ENC = 2
-} ds_state_kind_t;
-
-/* A key or a value handed out by the store: num for DS_STATE_NUM, else len
- * bytes at ptr (borrowed, see above). */
-typedef struct {
-  int32_t kind;
-  uint32_t len;
-  double num;
-  const char *ptr;
-} ds_state_item_t;
-
-/* A new empty store; timeout_ms 0 for none. NULL if out of memory or
- * timeout_ms < 0. The caller owns it and frees it with ds_state_free(). */
-ds_state_t *ds_state_new(int64_t timeout_ms);
-/* Free the store and everything in it (NULL is allowed). */
-void ds_state_free(ds_state_t *s);
-/* Live keys. */
-uint32_t ds_state_count(const ds_state_t *s);
-/* Bytes the store has allocated, everything included. */
-size_t ds_state_memory(const ds_state_t *s);
-
-/* Look up a number key / a key of len bytes of kind (STR or ENC): its slot,
- * with its value in *value (borrowed) if value is not NULL; -1 if absent
- * (value untouched). */
-int ds_state_get_num(const ds_state_t *s, double key, ds_state_item_t *value);
-int ds_state_get_bytes(const ds_state_t *s, int kind, const char *key,
-                       uint32_t len, ds_state_item_t *value);
-
-/* Insert or update a key with a value (key and value bytes are copied):
- * put_<key>_<value>, a number or bytes key, a number or ENC bytes value.
- * The key's slot, or DS_ENOMEM, DS_EINVAL (NaN key, bad kind, empty value,
- * time going backwards), DS_ERANGE (too many keys), with nothing changed. */
-int ds_state_put_num_num(ds_state_t *s, double key, double value,
-                         int64_t now_ms);
-int ds_state_put_num_enc(ds_state_t *s, double key, const char *value,
-                         uint32_t vlen, int64_t now_ms);
-int ds_state_put_bytes_num(ds_state_t *s, int kind, const char *key,
-                           uint32_t klen, double value, int64_t now_ms);
-int ds_state_put_bytes_enc(ds_state_t *s, int kind, const char *key,
-                           uint32_t klen, const char *value, uint32_t vlen,
-                           int64_t now_ms);
-
-/* Replace the value of a live slot (bytes copied). 0, or DS_ENOMEM /
- * DS_EINVAL with nothing changed. */
-int ds_state_set_num(ds_state_t *s, int slot, double value, int64_t now_ms);
-int ds_state_set_enc(ds_state_t *s, int slot, const char *value,
-                     uint32_t vlen, int64_t now_ms);
-
-/* Remove a key: 1 if it was there, 0 if not. Never fails. */
-int ds_state_remove_num(ds_state_t *s, double key);
-int ds_state_remove_bytes(ds_state_t *s, int kind, const char *key,
-                          uint32_t len);
-/* Remove the key of a live slot: 0, or DS_EINVAL. */
-int ds_state_remove_slot(ds_state_t *s, int slot);
-
-/* Iterate: the first live slot after `slot` (-1 to start), or -1 at the
- * end. Each key present throughout is seen once; removing keys (the current
- * one included) while iterating is allowed, keys inserted meanwhile may or
- * may not be seen. */
-int ds_state_next(const ds_state_t *s, int slot);
-/* The key / value of a live slot into *out (borrowed): its kind, or
- * DS_EINVAL. */
-int ds_state_key(const ds_state_t *s, int slot, ds_state_item_t *out);
-int ds_state_value(const ds_state_t *s, int slot, ds_state_item_t *out);
-
-/* Remove the next key idle for at least the timeout at batch time now_ms
- * (last update <= now_ms - timeout) and hand back its key and last value,
- * copied to a scratch area of the store (valid until the next call of
- * ds_state_expire(), ds_state_clear() or ds_state_free()). 1 when a key was
- * removed, 0 when none is left (or the store has no timeout), DS_ENOMEM
- * with nothing removed. Oldest first; each key once. */
-int ds_state_expire(ds_state_t *s, int64_t now_ms, ds_state_item_t *key,
-                    ds_state_item_t *value);
-]]
 
 local cdef = {}
 
@@ -173,6 +92,8 @@ int ds_state_value(const ds_state_t *s, int slot, ds_state_item_t *out);
 int ds_state_expire(ds_state_t *s, int64_t now_ms, ds_state_item_t *key,
                     ds_state_item_t *value);
 ]]
+
+ffi.cdef(cdef.declarations)
 
 local path = package.searchpath("dstream.core", package.cpath)
 if not path then error("dstream: cannot find the dstream.core module on package.cpath") end

@@ -135,13 +135,8 @@ function Context:union(streams)
     end
     return DStream.new(self, {kind = "union", parents = streams, pairs = shape,
         _compute = function(s, t)
-            local rdds = {}
-            for i, p in ipairs(s.parents) do
-                local r = p:_rdd(t)
-                if r == nil then return nil end
-                rdds[i] = r
-            end
-            return RDD.concat(rdds, t, s:_rdd_id(t))
+            local rdds = s:_parent_rdds(t)
+            return rdds and RDD.concat(rdds, t, s:_rdd_id(t))
         end})
 end
 
@@ -150,12 +145,8 @@ function Context:transform(streams, fn, kind)
     util.check_table("transform", 1, "streams", streams, 2)
     util.check_function("transform", 2, "fn", fn, 2)
     return DStream.new(self, {kind = kind or "transform", parents = streams, _compute = function(s, t)
-        local rdds = {}
-        for i, p in ipairs(s.parents) do
-            local r = p:_rdd(t)
-            if r == nil then return nil end
-            rdds[i] = r
-        end
+        local rdds = s:_parent_rdds(t)
+        if rdds == nil then return nil end
         local out = fn(rdds, t)
         if not RDD.is(out) then
             error(setmetatable({cause = "function must return an RDD, got " .. type(out)}, stage.Failure), 0)

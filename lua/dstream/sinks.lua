@@ -68,35 +68,30 @@ function sinks.collectBatches(stream)
     return batches
 end
 
-local function check_ok(ok, err, what)
-    if not ok then error(sformat("%s: %s", what, err), 0) end
-    return ok
-end
-
 local function parent_dir(path)
     return path:match("^(.*)/[^/]*$") or "."
 end
 
 -- Write one directory per batch: part files into a temporary directory,
 -- each fsynced, then _SUCCESS, then one rename and an fsync of the parent.
-local function write_batch_dir(dir, parts, what)
-    local parent = parent_dir(dir)
-    check_ok(core.fs_mkdirs(parent))
-    local tmp = sformat("%s._tmp", dir)
-    if core.fs_stat(tmp) then check_ok(core.fs_remove_tree(tmp), nil, what) end
-    check_ok(core.fs_mkdirs(tmp))
-    for p, data in ipairs(parts) do
-        local ok, err = core.fs_write(sformat("%s/part-%05d", tmp, p - 1), data)
-        if not ok then error(sformat("%s: %s", what, err), 0) end
+local function write_batch_dir(dir, parts, op)
+    local function must(ok, err)
+        if not ok then error(sformat("%s: %s", op, err), 0) end
     end
-    local ok, err = core.fs_write(tmp .. "/_SUCCESS", "")
-    if not ok then error(sformat("%s: %s", what, err), 0) end
-    check_ok(core.fs_fsync_dir(tmp))
+    local parent = parent_dir(dir)
+    must(core.fs_mkdirs(parent))
+    local tmp = sformat("%s._tmp", dir)
+    if core.fs_stat(tmp) then must(core.fs_remove_tree(tmp)) end
+    must(core.fs_mkdirs(tmp))
+    for p, data in ipairs(parts) do
+        must(core.fs_write(sformat("%s/part-%05d", tmp, p - 1), data))
+    end
+    must(core.fs_write(tmp .. "/_SUCCESS", ""))
+    must(core.fs_fsync_dir(tmp))
     -- A batch written before (a replay after recovery) is replaced whole.
-    if core.fs_stat(dir) then check_ok(core.fs_remove_tree(dir)) end
-    ok, err = core.fs_rename(tmp, dir)
-    if not ok then error(sformat("%s: %s", what, err), 0) end
-    check_ok(core.fs_fsync_dir(parent))
+    if core.fs_stat(dir) then must(core.fs_remove_tree(dir)) end
+    must(core.fs_rename(tmp, dir))
+    must(core.fs_fsync_dir(parent))
 end
 
 local function batch_dir(prefix, suffix, t)
@@ -123,19 +118,23 @@ local function each_partition(r, fn)
     end
 end
 
---- saveAsTextFiles(prefix, suffix): one directory of text part files per batch.
-function sinks.saveAsTextFiles(stream, prefix, suffix)
-    check_prefix("saveAsTextFiles", prefix, suffix)
-    output(stream, "saveAsTextFiles", sformat("saveAsTextFiles(%s)", prefix), function(r, t)
+-- An output writing one directory per batch, a part file per partition
+-- whose bytes part(r, lo, hi) makes.
+local function save_batches(op, stream, prefix, suffix, part)
+    check_prefix(op, prefix, suffix)
+    output(stream, op, sformat("%s(%s)", op, prefix), function(r, t)
         local parts = {}
-        each_partition(r, function(p, lo, hi)
-            local lines = lines_of(r, lo, hi, {})
-            lines[#lines + 1] = ""
-            parts[p] = hi >= lo and concat(lines, "\n") or ""
-        end)
-        write_batch_dir(batch_dir(prefix, suffix, t), parts, "saveAsTextFiles")
+        each_partition(r, function(p, lo, hi) parts[p] = part(r, lo, hi) end)
+        write_batch_dir(batch_dir(prefix, suffix, t), parts, op)
     end)
     return nil
+end
+
+local function text_part(r, lo, hi)
+    if hi < lo then return "" end
+    local lines = lines_of(r, lo, hi, {})
+    lines[#lines + 1] = ""
+    return concat(lines, "\n")
 end
 
 local function slice(arr, lo, hi)
@@ -144,20 +143,20 @@ local function slice(arr, lo, hi)
     return out
 end
 
+local function object_part(r, lo, hi)
+    local data, err = core.encode(slice(r.a, lo, hi), hi - lo + 1, r.b and slice(r.b, lo, hi) or nil)
+    if not data then error("saveAsObjectFiles: " .. err, 0) end
+    return data
+end
+
+--- saveAsTextFiles(prefix, suffix): one directory of text part files per batch.
+function sinks.saveAsTextFiles(stream, prefix, suffix)
+    return save_batches("saveAsTextFiles", stream, prefix, suffix, text_part)
+end
+
 --- saveAsObjectFiles(prefix, suffix): the same layout in the codec's format.
 function sinks.saveAsObjectFiles(stream, prefix, suffix)
-    check_prefix("saveAsObjectFiles", prefix, suffix)
-    output(stream, "saveAsObjectFiles", sformat("saveAsObjectFiles(%s)", prefix), function(r, t)
-        local parts = {}
-        each_partition(r, function(p, lo, hi)
-            local n = hi - lo + 1
-            local data, err = core.encode(slice(r.a, lo, hi), n, r.b and slice(r.b, lo, hi) or nil)
-            if not data then error("saveAsObjectFiles: " .. err, 0) end
-            parts[p] = data
-        end)
-        write_batch_dir(batch_dir(prefix, suffix, t), parts, "saveAsObjectFiles")
-    end)
-    return nil
+    return save_batches("saveAsObjectFiles", stream, prefix, suffix, object_part)
 end
 
 --- Read a directory written by saveAsObjectFiles back as an RDD.

@@ -107,6 +107,17 @@ function DStream:_rdd(t)
     return r
 end
 
+--- The RDD of every parent at time t, or nil if one of them has none then.
+function DStream:_parent_rdds(t)
+    local rdds = {}
+    for i, p in ipairs(self.parents) do
+        local r = p:_rdd(t)
+        if r == nil then return nil end
+        rdds[i] = r
+    end
+    return rdds
+end
+
 --- Drop batches older than the stream must remember.
 function DStream:_forget(t)
     local keep_after = t - self.remember_ms
