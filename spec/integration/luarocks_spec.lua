@@ -136,6 +136,14 @@ print(debug.getinfo(dstream.ms, "S").source)
         assert.are.equal(realpath(tree .. "/share/lua/5.1/dstream/init.lua"), realpath(init))
     end)
 
+    it("runs an example, copied out of the checkout, with the installed copy only", function()
+        assert(shell("cp " .. shell_quote(ROOT .. "/examples/sessionize.lua") .. " "
+            .. shell_quote(tmp .. "/work/sessionize.lua")) == "")
+        local out, status = installed_dstream("run sessionize.lua 2")
+        assert.are.equal(0, status, out)
+        assert.matches("session closed: %d+%-%d+ min, %d+ clicks on %d+ pages", out)
+    end)
+
     it("reports the version of the installed modules with dstream version", function()
         local out, status = installed_dstream("version")
         assert.are.equal("dstream " .. require("dstream")._VERSION .. "\n", out)
