@@ -54,7 +54,7 @@ function Context.new(opts)
     if opts.maxRate ~= nil and (type(opts.maxRate) ~= "number" or opts.maxRate <= 0) then
         error("StreamingContext: maxRate must be a positive number of records per second", 2)
     end
-    for _, unsupported in ipairs({"backpressure", "wal"}) do
+    for _, unsupported in ipairs({"backpressure", "initialRate", "wal"}) do
         if opts[unsupported] then
             error(sformat("StreamingContext: %s is not available in this version of dstream", unsupported), 2)
         end

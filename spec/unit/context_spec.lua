@@ -336,3 +336,14 @@ describe("tostring(ssc)", function()
         assert.matches("stopped", tostring(ssc), 1, true)
     end)
 end)
+
+describe("StreamingContext options not built yet", function()
+    it("raises for backpressure, initialRate, wal and ui instead of ignoring them", function()
+        for _, opts in ipairs({{backpressure = true}, {initialRate = 100}, {wal = true}, {ui = 0}}) do
+            opts.batchInterval = 1
+            local ok, err = pcall(require("dstream").StreamingContext, opts)
+            assert.is_false(ok)
+            assert.matches("not available in this version", err)
+        end
+    end)
+end)
