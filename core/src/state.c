@@ -36,20 +36,29 @@
  * are reused first; pages are kept until clear or free (memory stays at its
  * high-water mark).
  *
- * THE INDEX is a separate open-addressing table of 32-bit words: 27 bits of
- * slot + 1 (0 is empty), 5 bits of hash tag, so a probe rarely has to read
- * an entry that is not the one sought. Linear probing from the key's home,
- * the high half of its 64-bit hash scaled to the capacity (a multiply, not a
- * mask, so the capacity need not be a power of two). Removal shifts later
- * members of the cluster back (Knuth's algorithm R): no tombstones, so
- * probe lengths do not degrade under churn.
+ * THE INDEX is a separate open-addressing table of 32-bit words: 25 bits of
+ * slot + 1 (0 is empty; so at most 2^25 - 1 = 33 554 431 keys a store), 4
+ * bits of distance from the key's home (15: 15 or more), 3 bits of hash
+ * tag. The home is the high half of the key's 64-bit hash scaled to the
+ * capacity (a multiply, not a mask, so the capacity need not be a power of
+ * two); probing is linear, in Robin Hood order: an insert takes the place of
+ * the first word nearer its own home than the insert is, which moves on the
+ * same way, so a cluster holds its words in order of home. A lookup reads
+ * an entry only for a word at its own distance (same home) with its tag,
+ * and stops at a word nearer its home than the key would be. Removal shifts
+ * the words after the hole back by one until one that is at its home: no
+ * tombstones, so probe lengths do not degrade under churn, and no entry is
+ * read - the distances say where to stop - but for a word 15 or more from
+ * home (at load 0.8, 1 in 600), whose distance its entry's hash gives.
+ * Removing a key by slot (expiry, remove_slot) hashes its key to find its
+ * word: one entry and one index word read.
  *
  * WHY THE INDEX IS SEPARATE AND GROWS BY HALF: a table of 16-byte pairs at
  * load 0.8 costs 20 bytes per key before its first growth and 40 after
  * doubling; pairs packed in pages cost 16, the index 4 / load. Growing by
  * half when the load passes 0.8 keeps the load between 0.53 and 0.8: the
  * index costs 5 to 7.5 bytes per key. Rehashing reads the entries (the
- * index holds no hashes), 3 moves per key amortized.
+ * index holds no full hashes), 3 moves per key amortized.
  *
  * BLOBS: bytes that do not fit a cell go, with a varint length in front,
  * into 64 KiB slabs cut into 24 size classes (8, 16, ... 64, then four per
@@ -75,7 +84,10 @@
  * queue in place and renumbers it: amortized 5 entries examined per queued
  * update, reads that do not depend on one another, so they overlap; the
  * queue costs 4 to 5 bytes per key. (An intrusive doubly-linked list would
- * cost 8, and two dependent misses per update.)
+ * cost 8, and two dependent misses per update.) Expiring a current entry
+ * asks the cache ahead of time for the sequence numbers, entries and index
+ * words of the entries after it, so with millions of keys their misses
+ * overlap rather than come one after the other.
  *
  * INVARIANTS: every live key of a store with a timeout has exactly one
  * current queue entry, and sequence numbers in the queue span less than 2^32
@@ -86,7 +98,8 @@
  *
  * COSTS: a lookup hashes the key (numbers: two multiplies) and reads
  * typically one index word and one entry; a put adds, with a timeout, one
- * sequence number and at most one queue entry. Memory is 16 bytes per slot,
+ * sequence number and at most one queue entry; a removal, the index words
+ * of the rest of the cluster (mostly in the same cache line). Memory is 16 bytes per slot,
  * 4 more with a timeout, 5-7.5 for the index, 4-5 for the timeout queue,
  * plus blobs. A lookup of a key kept in a blob costs three dependent cache
  * misses (index word, entry, blob) where a Lua table pays two: in random
@@ -124,8 +137,13 @@
 #define PAGE_SHIFT 12
 #define PAGE_SLOTS (1u << PAGE_SHIFT)
 
-#define IDX_BITS 27
+#define IDX_BITS 25 /* index word: slot + 1, */
 #define IDX_MASK ((1u << IDX_BITS) - 1)
+#define IDX_DIST_SHIFT IDX_BITS /* 4 bits of distance from home, */
+#define DIST_SAT 15u            /* (15: 15 or more) */
+#define IDX_TAG_SHIFT (IDX_BITS + 4) /* 3 bits of hash tag */
+#define IDX_TAG_MAX 7u
+#define IDX_TAG_MASK (IDX_TAG_MAX << IDX_TAG_SHIFT)
 #define MAX_SLOTS IDX_MASK /* slot + 1 must fit the index word */
 #define INDEX_MIN 16
 
@@ -138,6 +156,7 @@
 #define NCLASS 24
 
 #define QCHUNK 4094 /* a chunk is 16 KiB */
+#define EXPIRE_AHEAD 16 /* queue entries prefetched ahead of expiry */
 
 #define SNAP_FRAME_TARGET 65536
 #define SNAP_NAME "dstream.state"
@@ -642,39 +661,83 @@ static uint32_t idx_home(uint64_t hash, uint32_t cap) {
 }
 
 static uint32_t idx_tag(uint64_t hash) {
-  return (uint32_t)(hash & 31) << IDX_BITS;
+  return (uint32_t)(hash & IDX_TAG_MAX) << IDX_TAG_SHIFT;
 }
 
 static uint32_t idx_next(uint32_t i, uint32_t cap) {
   return i + 1 == cap ? 0 : i + 1;
 }
 
+/* A word's distance field: its distance from home, DIST_SAT for DIST_SAT or
+ * more. */
+static uint32_t idx_dfield(uint32_t w) {
+  return w >> IDX_DIST_SHIFT & DIST_SAT;
+}
+
+/* w (its distance field ignored) with the distance d. */
+static uint32_t idx_with_dist(uint32_t w, uint32_t d) {
+  return (w & ~(DIST_SAT << IDX_DIST_SHIFT)) |
+         (d < DIST_SAT ? d : DIST_SAT) << IDX_DIST_SHIFT;
+}
+
+/* The exact distance from its home of the word w at position i of index
+ * (cap positions): from w, or if saturated from its entry's hash. */
+static uint32_t idx_dist(const ds_state_t *s, uint32_t cap, uint32_t w,
+                         uint32_t i) {
+  uint32_t d = idx_dfield(w), home;
+  if (d < DIST_SAT)
+    return d;
+  home = idx_home(slot_hash(s, (w & IDX_MASK) - 1), cap);
+  return i >= home ? i - home : i + cap - home;
+}
+
 /* The slot holding k, or -1; *pos (unless NULL) gets the position of its
- * index word, or of the empty word that ended the search. */
+ * index word. Only words at k's own distance from their home (so with k's
+ * home) and k's tag lead to an entry; a word nearer its home than k would
+ * be ends the search (Robin Hood order). */
 static int index_find(const ds_state_t *s, const probe_t *k, uint32_t *pos) {
-  uint32_t i, w, tag = idx_tag(k->hash);
+  uint32_t i, w, d, f, tag = idx_tag(k->hash);
   if (s->cap == 0)
     return -1;
-  for (i = idx_home(k->hash, s->cap); (w = s->index[i]) != 0;
-       i = idx_next(i, s->cap)) {
-    if ((w & ~IDX_MASK) == tag &&
+  for (i = idx_home(k->hash, s->cap), d = 0; (w = s->index[i]) != 0;
+       i = idx_next(i, s->cap), d++) {
+    f = idx_dfield(w);
+    if (f < d && f < DIST_SAT)
+      return -1;
+    if (f == (d < DIST_SAT ? d : DIST_SAT) &&
+        (w & IDX_TAG_MASK) == tag &&
         key_equal(s, &entry_at(s, (w & IDX_MASK) - 1)->key, k)) {
       if (pos != NULL)
         *pos = i;
       return (int)((w & IDX_MASK) - 1);
     }
   }
-  if (pos != NULL)
-    *pos = i;
   return -1;
 }
 
-static uint32_t index_free_pos(const uint32_t *index, uint32_t cap,
-                               uint64_t hash) {
-  uint32_t i = idx_home(hash, cap);
-  while (index[i] != 0)
-    i = idx_next(i, cap);
-  return i;
+/* Add slot, whose key hashes to hash, to index (cap positions, not full):
+ * from its home on, it takes the place of the first word nearer its own
+ * home, which goes on the same way (Robin Hood). */
+static void index_put(const ds_state_t *s, uint32_t *index, uint32_t cap,
+                      uint64_t hash, uint32_t slot) {
+  uint32_t i = idx_home(hash, cap), d = 0, cur = idx_tag(hash) | (slot + 1);
+  for (;; i = idx_next(i, cap), d++) {
+    uint32_t w = index[i], wd;
+    if (w == 0) {
+      index[i] = idx_with_dist(cur, d);
+      return;
+    }
+    /* A saturated word is at least as far as d while d is below DIST_SAT:
+     * the entry is read only past that. */
+    wd = idx_dfield(w);
+    if (wd == DIST_SAT && d >= DIST_SAT)
+      wd = idx_dist(s, cap, w, i);
+    if (wd < d) {
+      index[i] = idx_with_dist(cur, d);
+      cur = w;
+      d = wd;
+    }
+  }
 }
 
 /* The position of a live slot's word. */
@@ -693,11 +756,8 @@ static int index_grow(ds_state_t *s) {
   if (index == NULL)
     return DS_ENOMEM;
   for (slot = 0; slot < s->used; slot++) {
-    uint64_t h;
-    if (cell_is_free(entry_at(s, slot)->key))
-      continue;
-    h = slot_hash(s, slot);
-    index[index_free_pos(index, cap, h)] = idx_tag(h) | (slot + 1);
+    if (!cell_is_free(entry_at(s, slot)->key))
+      index_put(s, index, cap, slot_hash(s, slot), slot);
   }
   mem_free(s, s->index, (size_t)s->cap * sizeof *index);
   s->memory += (size_t)cap * sizeof *index;
@@ -706,20 +766,19 @@ static int index_grow(ds_state_t *s) {
   return 0;
 }
 
-/* Empty the word at hole, shifting back the words after it in its cluster
- * that may live closer to their home (no tombstones). */
+/* Empty the word at hole, shifting the words after it in its cluster back
+ * by one until one at its home (no tombstones). Reads index words only, but
+ * for a word DIST_SAT or more from its home. */
 static void index_delete(ds_state_t *s, uint32_t hole) {
-  uint32_t j = hole, w, home;
+  uint32_t j = hole, w, d;
   for (;;) {
     j = idx_next(j, s->cap);
     w = s->index[j];
-    if (w == 0)
+    if (w == 0 || (d = idx_dfield(w)) == 0)
       break;
-    home = idx_home(slot_hash(s, (w & IDX_MASK) - 1), s->cap);
-    /* w stays when its home lies cyclically in (hole, j]. */
-    if (hole <= j ? home > hole && home <= j : home > hole || home <= j)
-      continue;
-    s->index[hole] = w;
+    if (d == DIST_SAT)
+      d = idx_dist(s, s->cap, w, j);
+    s->index[hole] = idx_with_dist(w, d - 1);
     hole = j;
   }
   s->index[hole] = 0;
@@ -1097,8 +1156,7 @@ static int insert(ds_state_t *s, const probe_t *k, const ds_state_item_t *v,
   e = entry_at(s, slot);
   e->key = key;
   e->val = val;
-  s->index[index_free_pos(s->index, s->cap, k->hash)] =
-      idx_tag(k->hash) | (slot + 1);
+  index_put(s, s->index, s->cap, k->hash, slot);
   s->count++;
   touch(s, slot, 1, now);
   return (int)slot;
@@ -1240,6 +1298,49 @@ static int copy_out(ds_state_t *s, uint32_t slot, ds_state_item_t *key,
   return 0;
 }
 
+/* The slot of queue entry seq, in [head_seq, tail_seq). */
+static uint32_t queue_at(const ds_state_t *s, uint64_t seq) {
+  const qchunk_t *c = s->qhead;
+  uint64_t first = s->qhead_first;
+  while (seq - first >= QCHUNK) {
+    c = c->next;
+    first += QCHUNK;
+  }
+  return c->slot[seq - first];
+}
+
+/* Ask the cache for what expiring the queue entries ahead of seq will read,
+ * so that their misses overlap: EXPIRE_AHEAD entries ahead, the slot's
+ * sequence number; half as far, if that says the entry is current, its
+ * entry; a quarter as far, if current, the index word at its key's home
+ * (numbers and inline bytes: a blob would be a miss of its own). Called
+ * for current entries only: a run of stale ones, one independent read
+ * each, overlaps its misses by itself, and measured slower with it. */
+static void expire_prefetch(const ds_state_t *s, uint64_t seq) {
+#if defined(__GNUC__)
+  uint32_t slot;
+  uint64_t key;
+  if (seq + EXPIRE_AHEAD < s->tail_seq)
+    __builtin_prefetch(seq_at(s, queue_at(s, seq + EXPIRE_AHEAD)));
+  if (seq + EXPIRE_AHEAD / 2 < s->tail_seq) {
+    slot = queue_at(s, seq + EXPIRE_AHEAD / 2);
+    if (ref_current(s, slot, seq + EXPIRE_AHEAD / 2))
+      __builtin_prefetch(entry_at(s, slot));
+  }
+  if (seq + EXPIRE_AHEAD / 4 < s->tail_seq) {
+    slot = queue_at(s, seq + EXPIRE_AHEAD / 4);
+    if (ref_current(s, slot, seq + EXPIRE_AHEAD / 4)) {
+      key = entry_at(s, slot)->key;
+      if (!cell_is_ref(key))
+        __builtin_prefetch(&s->index[idx_home(slot_hash(s, slot), s->cap)]);
+    }
+  }
+#else
+  (void)s;
+  (void)seq;
+#endif
+}
+
 int ds_state_expire(ds_state_t *s, int64_t now_ms, ds_state_item_t *key,
                     ds_state_item_t *value) {
   int64_t limit;
@@ -1257,6 +1358,7 @@ int ds_state_expire(ds_state_t *s, int64_t now_ms, ds_state_item_t *key,
     slot = queue_front(s);
     s->visited++;
     if (ref_current(s, slot, s->head_seq)) {
+      expire_prefetch(s, s->head_seq);
       int err = copy_out(s, slot, key, value);
       if (err != 0)
         return err;

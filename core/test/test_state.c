@@ -1,7 +1,7 @@
-/* Keyed state stores: numbers and bytes, kinds kept apart, growth, churn
- * against a reference model (backshift deletion), iteration, snapshots and
- * every corruption error, exact timeouts and their cost, out-of-memory
- * paths, bytes per key. */
+/* Keyed state stores: numbers and bytes, kinds kept apart, growth, one long
+ * cluster, churn against a reference model (backshift deletion), iteration,
+ * snapshots and every corruption error, exact timeouts and their cost,
+ * out-of-memory paths, bytes per key. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -306,6 +306,92 @@ static void test_growth(void) {
   ds_state_stats(s, &st);
   CHECK_EQ_INT(st.slots, n);
   CHECK_EQ_INT(st.count, n);
+  ds_state_free(s);
+}
+
+/* --- one long cluster ---------------------------------------------------- */
+
+/* state.c's hash of a number key and home in an index of cap positions,
+ * copied, to pick keys that share their home. */
+static uint64_t mix(uint64_t x) {
+  x ^= x >> 32;
+  x *= 0xd6e8feb86659fd93u;
+  x ^= x >> 32;
+  x *= 0xd6e8feb86659fd93u;
+  x ^= x >> 32;
+  return x;
+}
+
+static uint32_t home_of(double key, uint32_t cap) {
+  uint64_t h = mix(bits(key) ^ 0x9e3779b97f4a7c15u);
+  return (uint32_t)(((h >> 32) * (uint64_t)cap) >> 32);
+}
+
+/* Whether exactly the first n of keys[] are present, each with its index as
+ * its value. */
+static int holds_first(ds_state_t *s, const double *keys, int n, int all) {
+  ds_state_item_t v;
+  int i, ok = ds_state_count(s) == (uint32_t)n;
+  for (i = 0; i < all; i++) {
+    int slot = ds_state_get_num(s, keys[i], &v);
+    ok &= i < n ? slot >= 0 && v.num == i : slot == -1;
+  }
+  return ok;
+}
+
+/* 70 keys whose homes are the last two positions of a 121-word index: one
+ * cluster that wraps around and runs 70 words, far past the 15 distances an
+ * index word spells out. Lookups, misses with the same home, expiry from
+ * the middle of the cluster and removals in random order stay exact. */
+static void test_long_cluster(void) {
+  enum { N = 70, ABSENT = 10, CAP = 121 };
+  double keys[N + ABSENT], key = 1;
+  ds_state_t *s = ds_state_new(1000);
+  ds_state_stats_t st;
+  ds_state_item_t k, v;
+  int i, n = 0, ok = 1, expired = 0;
+  while (n < N + ABSENT) {
+    if (home_of(key, CAP) >= CAP - 2)
+      keys[n++] = key;
+    key++;
+  }
+  for (i = 0; i < N; i++)
+    ok &= ds_state_put_num_num(s, keys[i], i, i) >= 0;
+  CHECK(ok);
+  ds_state_stats(s, &st);
+  CHECK_EQ_INT(st.index_cap, CAP);
+  /* keys[N..] share the home but are absent: the search runs the cluster. */
+  CHECK(holds_first(s, keys, N, N + ABSENT));
+  /* Keys 0..29 (put at times 0..29) time out, oldest first. */
+  while (ds_state_expire(s, 1029, &k, &v) == 1) {
+    ok &= k.kind == DS_STATE_NUM && k.num == keys[expired] &&
+          v.num == expired;
+    expired++;
+  }
+  CHECK(ok);
+  CHECK_EQ_INT(expired, 30);
+  for (i = 0; i < N; i++)
+    ok &= (ds_state_get_num(s, keys[i], NULL) >= 0) == (i >= 30);
+  CHECK(ok);
+  /* Put them back, then remove all in random order, by key or by slot. */
+  for (i = 0; i < 30; i++)
+    ok &= ds_state_put_num_num(s, keys[i], i, 2000) >= 0;
+  CHECK(holds_first(s, keys, N, N + ABSENT));
+  for (n = N; n > 0; n--) {
+    int j = (int)(rnd() % (uint64_t)n);
+    double t = keys[j];
+    keys[j] = keys[n - 1];
+    keys[n - 1] = t;
+    if (n % 2 == 0) {
+      ok &= ds_state_remove_num(s, t) == 1;
+    } else {
+      ok &= ds_state_remove_slot(s, ds_state_get_num(s, t, NULL)) == 0;
+    }
+    ok &= ds_state_count(s) == (uint32_t)n - 1;
+    for (i = 0; i < N + ABSENT; i++)
+      ok &= (ds_state_get_num(s, keys[i], NULL) >= 0) == (i < n - 1);
+  }
+  CHECK(ok);
   ds_state_free(s);
 }
 
@@ -1246,6 +1332,7 @@ int main(void) {
   test_numbers();
   test_bytes();
   test_growth();
+  test_long_cluster();
   test_churn();
   test_iteration();
   test_snapshot_round_trip();
