@@ -76,18 +76,29 @@
  * since (a freed slot records a number no entry carries, so telling the two
  * apart reads one word). Markers, one per batch time present, give the
  * sequence number where each time starts. ds_state_expire() pops from the
- * front while the front's time is at most now - timeout, dropping stale
- * entries and removing keys for current ones: its cost follows the keys
- * updated and the keys expired, never the keys held, and each key is handed
- * back once, in the first batch at which it has been idle for the timeout.
+ * front while the front's time is at most now - timeout, removing the keys
+ * of current entries: each key is handed back once, in the first batch at
+ * which it has been idle for the timeout.
+ *
+ * THE LIVE BITS: a ring of one bit per queue entry, set while the entry is
+ * current. An update clears the bit of the key's old entry (whose number
+ * its slot holds: the word is read anyway, to be rewritten), a removal that
+ * of its entry. So expiry passes stale entries 64 to a word of bits, never
+ * reading their slots: a batch's expiry costs its expired keys plus one
+ * word per 64 stale entries in front of them, not one cache miss per stale
+ * entry - at 2 000 000 keys a batch whose 1 000 keys sat among 80 000 stale
+ * entries (keys updated after the last compaction) cost 6 times one whose
+ * keys did not. The bits cost 1/8 to 1/4 byte per queue entry (the ring's
+ * size is a power of two), under 0.3 byte per key.
+ *
  * When stale entries pass a quarter of the live keys, one pass compacts the
- * queue in place and renumbers it: amortized 5 entries examined per queued
- * update, reads that do not depend on one another, so they overlap; the
- * queue costs 4 to 5 bytes per key. (An intrusive doubly-linked list would
- * cost 8, and two dependent misses per update.) Expiring a current entry
- * asks the cache ahead of time for the sequence numbers, entries and index
- * words of the entries after it, so with millions of keys their misses
- * overlap rather than come one after the other.
+ * queue in place and renumbers it, reading the bits, not the stale entries'
+ * slots: amortized 5 entries per queued update; the queue costs 4 to 5
+ * bytes per key. (An intrusive doubly-linked list would cost 8, and two
+ * dependent misses per update.) Expiring a current entry asks the cache
+ * ahead of time for the entries and index words of the current entries
+ * after it, so with millions of keys their misses overlap rather than come
+ * one after the other.
  *
  * INVARIANTS: every live key of a store with a timeout has exactly one
  * current queue entry, and sequence numbers in the queue span less than 2^32
@@ -100,8 +111,8 @@
  * typically one index word and one entry; a put adds, with a timeout, one
  * sequence number and at most one queue entry; a removal, the index words
  * of the rest of the cluster (mostly in the same cache line). Memory is 16 bytes per slot,
- * 4 more with a timeout, 5-7.5 for the index, 4-5 for the timeout queue,
- * plus blobs. A lookup of a key kept in a blob costs three dependent cache
+ * 4 more with a timeout, 5-7.5 for the index, 4.2-5.3 for the timeout queue
+ * and its live bits, plus blobs. A lookup of a key kept in a blob costs three dependent cache
  * misses (index word, entry, blob) where a Lua table pays two: in random
  * order over millions of such keys it is the slower of the two. Hashing
  * uses a fixed seed, so iteration order is reproducible and keys chosen to
@@ -156,7 +167,9 @@
 #define NCLASS 24
 
 #define QCHUNK 4094 /* a chunk is 16 KiB */
-#define EXPIRE_AHEAD 16 /* queue entries prefetched ahead of expiry */
+#define LIVE_MIN_WORDS 16 /* the live bits' first ring: 1024 entries */
+#define EXPIRE_AHEAD 8    /* current entries prefetched ahead of expiry */
+#define EXPIRE_SPAN 1024  /* queue entries looked through for them */
 
 #define SNAP_FRAME_TARGET 65536
 #define SNAP_NAME "dstream.state"
@@ -219,6 +232,8 @@ struct ds_state_s {
   uint64_t head_seq, tail_seq;       /* the queue holds [head, tail) */
   marker_t *marks;                   /* a ring of mcap (a power of two) */
   uint32_t mhead, mlen, mcap;
+  uint64_t *live;  /* bit seq % (64 * lwords): whether entry seq is current */
+  uint32_t lwords; /* a power of two; 64 * lwords > tail_seq - head_seq */
   int64_t last_time;
   /* ds_state_expire()'s copies */
   ds_buf_t scratch;
@@ -811,13 +826,108 @@ static qchunk_t *chunk_new(ds_state_t *s) {
   return c;
 }
 
-/* Reserve what touch() may need at time now: a marker and a queue place. */
+/* The live bits. Only those of [head_seq, tail_seq) mean anything: an
+ * appended entry's bit is set, never assumed clear, so passing an entry
+ * needs no write, and no two entries of the queue share a bit. */
+
+static uint64_t *live_word(const ds_state_t *s, uint64_t seq) {
+  return &s->live[(seq >> 6) & (s->lwords - 1)];
+}
+
+static void live_set(ds_state_t *s, uint64_t seq) {
+  *live_word(s, seq) |= (uint64_t)1 << (seq & 63);
+}
+
+static void live_clear(ds_state_t *s, uint64_t seq) {
+  *live_word(s, seq) &= ~((uint64_t)1 << (seq & 63));
+}
+
+static unsigned low_bit(uint64_t w) {
+#if defined(__GNUC__)
+  return (unsigned)__builtin_ctzll(w);
+#else
+  unsigned n = 0;
+  while ((w & 1) == 0) {
+    w >>= 1;
+    n++;
+  }
+  return n;
+#endif
+}
+
+/* The first current entry in [seq, end), end <= tail_seq, or end; adds to
+ * *empty (if not NULL) the words read that held none. */
+static uint64_t live_next(const ds_state_t *s, uint64_t seq, uint64_t end,
+                          uint64_t *empty) {
+  while (seq < end) {
+    uint64_t w = *live_word(s, seq) >> (seq & 63);
+    if (w != 0) {
+      seq += low_bit(w);
+      return seq < end ? seq : end;
+    }
+    seq = (seq | 63) + 1;
+    if (empty != NULL)
+      (*empty)++;
+  }
+  return end;
+}
+
+/* The n-th (n >= 1) current entry in [seq, end), end <= tail_seq, or end. */
+static uint64_t live_nth(const ds_state_t *s, uint64_t seq, uint64_t end,
+                         unsigned n) {
+  while (seq < end) {
+    uint64_t w = *live_word(s, seq) >> (seq & 63);
+    for (; w != 0; w &= w - 1) {
+      if (--n == 0) {
+        seq += low_bit(w);
+        return seq < end ? seq : end;
+      }
+    }
+    seq = (seq | 63) + 1;
+  }
+  return end;
+}
+
+/* Double the ring of live bits, keeping those of [head_seq, tail_seq). */
+static int live_grow(ds_state_t *s) {
+  uint32_t n = s->lwords > 0 ? s->lwords * 2 : LIVE_MIN_WORDS;
+  uint64_t *bits = mem_alloc(s, (size_t)n * sizeof *bits), w;
+  if (bits == NULL)
+    return DS_ENOMEM;
+  memset(bits, 0, (size_t)n * sizeof *bits);
+  /* At most lwords + 1 words, each to a word of its own in the new ring. */
+  if (s->head_seq < s->tail_seq) {
+    for (w = s->head_seq >> 6; w <= (s->tail_seq - 1) >> 6; w++)
+      bits[w & (n - 1)] = s->live[w & (s->lwords - 1)];
+  }
+  mem_free(s, s->live, (size_t)s->lwords * sizeof *bits);
+  s->live = bits;
+  s->lwords = n;
+  return 0;
+}
+
+/* The number of the current entry of a live slot. */
+static uint64_t slot_seq(const ds_state_t *s, uint32_t slot) {
+  return s->head_seq + (uint32_t)(*seq_at(s, slot) - (uint32_t)s->head_seq);
+}
+
+/* Make stale the current entry of a live slot about to be removed. */
+static void queue_drop(ds_state_t *s, uint32_t slot) {
+  if (s->timeout > 0)
+    live_clear(s, slot_seq(s, slot));
+}
+
+/* Reserve what touch() may need at time now: a marker, a queue place and
+ * its live bit. */
 static int touch_prepare(ds_state_t *s, int64_t now) {
   if (s->timeout == 0)
     return 0;
   if (now < s->last_time)
     return DS_EINVAL;
   if (s->mlen == s->mcap && marks_grow(s) != 0)
+    return DS_ENOMEM;
+  if (s->tail_seq + 1 - s->head_seq > (uint64_t)s->lwords * 64 &&
+      live_grow(s) != 0)
     return DS_ENOMEM;
   if (s->qtail == NULL) {
     s->qtail = chunk_new(s);
@@ -839,29 +949,33 @@ static int ref_current(const ds_state_t *s, uint32_t slot, uint64_t seq) {
   return *seq_at(s, slot) == (uint32_t)seq;
 }
 
-/* Drop stale entries, renumbering the rest from head_seq, in place. */
+/* Drop stale entries, renumbering the rest from head_seq, in place. The
+ * bit of w is set after that of r >= w is read, and no entry still to be
+ * read shares it (it would be w + 64 * lwords >= tail_seq). */
 static void queue_compact(ds_state_t *s) {
   qchunk_t *rc = s->qhead, *wc = s->qhead, *c;
   uint64_t rfirst = s->qhead_first, wfirst = s->qhead_first;
-  uint64_t r, w = s->head_seq;
+  uint64_t r = s->head_seq, w = s->head_seq;
   uint32_t mi = 0, mo = 0; /* marker read, markers written */
-  for (r = s->head_seq; r < s->tail_seq; r++) {
+  for (;; r++) {
     uint32_t slot;
-    if (r - rfirst == QCHUNK) {
+    r = live_next(s, r, s->tail_seq, NULL);
+    if (r == s->tail_seq)
+      break;
+    while (r - rfirst >= QCHUNK) {
       rc = rc->next;
       rfirst += QCHUNK;
     }
     while (mi + 1 < s->mlen && mark_at(s, mi + 1)->first <= r)
       mi++;
     slot = rc->slot[r - rfirst];
-    if (!ref_current(s, slot, r))
-      continue;
     if (w - wfirst == QCHUNK) {
       wc = wc->next;
       wfirst += QCHUNK;
     }
     wc->slot[w - wfirst] = slot;
     *seq_at(s, slot) = (uint32_t)w;
+    live_set(s, w);
     /* Markers are written at mo <= mi: never over one still to be read. */
     if (mo == 0 || mark_at(s, mo - 1)->time != mark_at(s, mi)->time) {
       marker_t m = {mark_at(s, mi)->time, w};
@@ -886,6 +1000,7 @@ static void queue_compact(ds_state_t *s) {
  * touch_prepare(), cannot fail. */
 static void touch(ds_state_t *s, uint32_t slot, int fresh, int64_t now) {
   marker_t *last;
+  uint64_t old = 0;
   if (s->timeout == 0)
     return;
   s->last_time = now;
@@ -902,26 +1017,32 @@ static void touch(ds_state_t *s, uint32_t slot, int fresh, int64_t now) {
     last->time = now;
     last->first = s->tail_seq;
   }
+  if (!fresh)
+    old = slot_seq(s, slot);
   if (s->tail_seq - s->qtail_first == QCHUNK) {
     s->qtail = s->qtail->next;
     s->qtail_first += QCHUNK;
   }
   s->qtail->slot[s->tail_seq - s->qtail_first] = slot;
   *seq_at(s, slot) = (uint32_t)s->tail_seq;
+  live_set(s, s->tail_seq);
+  if (!fresh)
+    live_clear(s, old);
   s->tail_seq++;
   if (s->tail_seq - s->head_seq > (uint64_t)s->count + s->count / 4 + QCHUNK)
     queue_compact(s);
 }
 
-/* The slot at the front of the (non-empty) queue. */
-static uint32_t queue_front(ds_state_t *s) {
-  if (s->head_seq - s->qhead_first == QCHUNK) {
+/* Move the front of the queue on to seq (<= tail_seq), freeing the chunks
+ * left behind (but the tail's). */
+static void queue_advance(ds_state_t *s, uint64_t seq) {
+  s->head_seq = seq;
+  while (s->head_seq - s->qhead_first >= QCHUNK && s->qhead != s->qtail) {
     qchunk_t *done = s->qhead;
     s->qhead = done->next;
     s->qhead_first += QCHUNK;
     mem_free(s, done, sizeof *done);
   }
-  return s->qhead->slot[s->head_seq - s->qhead_first];
 }
 
 /* --- lifecycle ----------------------------------------------------------- */
@@ -962,6 +1083,7 @@ static void release_all(ds_state_t *s) {
     c = next;
   }
   mem_free(s, s->marks, s->mcap * sizeof *s->marks);
+  mem_free(s, s->live, (size_t)s->lwords * sizeof *s->live);
   ds_buf_close(&s->scratch);
 }
 
@@ -1037,6 +1159,31 @@ int ds_state_get_num(const ds_state_t *s, double key, ds_state_item_t *value) {
   if (probe_num(&k, key) != 0)
     return -1;
   return get(s, &k, value);
+}
+
+/* Look up n number keys at once. One lookup is two dependent cache misses
+ * (the index word at the key's home, then its entry); looking ahead, the
+ * index words of keys FIND_AHEAD further on and the entries of keys
+ * FIND_AHEAD / 2 further on are asked of the cache while the current key is
+ * looked up, so the misses of a batch overlap instead of adding up. */
+#define FIND_AHEAD 16
+
+void ds_state_find_nums(const ds_state_t *s, const double *keys, uint32_t n,
+                        int32_t *slots) {
+  probe_t k;
+  uint32_t i;
+  for (i = 0; i < n; i++) {
+    if (s->cap > 0 && i + FIND_AHEAD < n &&
+        probe_num(&k, keys[i + FIND_AHEAD]) == 0)
+      __builtin_prefetch(&s->index[idx_home(k.hash, s->cap)]);
+    if (s->cap > 0 && i + FIND_AHEAD / 2 < n &&
+        probe_num(&k, keys[i + FIND_AHEAD / 2]) == 0) {
+      uint32_t w = s->index[idx_home(k.hash, s->cap)];
+      if (w != 0)
+        __builtin_prefetch(entry_at(s, (w & IDX_MASK) - 1));
+    }
+    slots[i] = probe_num(&k, keys[i]) == 0 ? index_find(s, &k, NULL) : -1;
+  }
 }
 
 int ds_state_get_bytes(const ds_state_t *s, int kind, const char *key,
@@ -1249,6 +1396,7 @@ static int remove_key(ds_state_t *s, const probe_t *k) {
   int slot = index_find(s, k, &pos);
   if (slot < 0)
     return 0;
+  queue_drop(s, (uint32_t)slot);
   remove_at(s, (uint32_t)slot, pos);
   return 1;
 }
@@ -1267,6 +1415,7 @@ int ds_state_remove_bytes(ds_state_t *s, int kind, const char *key,
 int ds_state_remove_slot(ds_state_t *s, int slot) {
   if (!slot_live(s, slot))
     return DS_EINVAL;
+  queue_drop(s, (uint32_t)slot);
   remove_at(s, (uint32_t)slot, index_pos_of(s, (uint32_t)slot));
   return 0;
 }
@@ -1309,66 +1458,65 @@ static uint32_t queue_at(const ds_state_t *s, uint64_t seq) {
   return c->slot[seq - first];
 }
 
-/* Ask the cache for what expiring the queue entries ahead of seq will read,
- * so that their misses overlap: EXPIRE_AHEAD entries ahead, the slot's
- * sequence number; half as far, if that says the entry is current, its
- * entry; a quarter as far, if current, the index word at its key's home
- * (numbers and inline bytes: a blob would be a miss of its own). Called
- * for current entries only: a run of stale ones, one independent read
- * each, overlaps its misses by itself, and measured slower with it. */
+/* Ask the cache for what expiring the current entries after seq will read,
+ * so that their misses overlap: EXPIRE_AHEAD of them ahead, the entry; half
+ * as far, the index word at its key's home (numbers and inline bytes: a
+ * blob would be a miss of its own), its entry asked for before. Looks only
+ * EXPIRE_SPAN entries ahead, so that a long stale run costs once. */
 static void expire_prefetch(const ds_state_t *s, uint64_t seq) {
 #if defined(__GNUC__)
+  uint64_t end = s->tail_seq - seq > EXPIRE_SPAN ? seq + EXPIRE_SPAN
+                                                 : s->tail_seq;
   uint32_t slot;
-  uint64_t key;
-  if (seq + EXPIRE_AHEAD < s->tail_seq)
-    __builtin_prefetch(seq_at(s, queue_at(s, seq + EXPIRE_AHEAD)));
-  if (seq + EXPIRE_AHEAD / 2 < s->tail_seq) {
-    slot = queue_at(s, seq + EXPIRE_AHEAD / 2);
-    if (ref_current(s, slot, seq + EXPIRE_AHEAD / 2))
-      __builtin_prefetch(entry_at(s, slot));
-  }
-  if (seq + EXPIRE_AHEAD / 4 < s->tail_seq) {
-    slot = queue_at(s, seq + EXPIRE_AHEAD / 4);
-    if (ref_current(s, slot, seq + EXPIRE_AHEAD / 4)) {
-      key = entry_at(s, slot)->key;
-      if (!cell_is_ref(key))
-        __builtin_prefetch(&s->index[idx_home(slot_hash(s, slot), s->cap)]);
-    }
-  }
+  seq = live_nth(s, seq + 1, end, EXPIRE_AHEAD / 2);
+  if (seq == end)
+    return;
+  slot = queue_at(s, seq);
+  if (!cell_is_ref(entry_at(s, slot)->key))
+    __builtin_prefetch(&s->index[idx_home(slot_hash(s, slot), s->cap)]);
+  seq = live_nth(s, seq + 1, end, EXPIRE_AHEAD / 2);
+  if (seq == end)
+    return;
+  slot = queue_at(s, seq);
+  __builtin_prefetch(entry_at(s, slot));
+  __builtin_prefetch(seq_at(s, slot), 1);
 #else
   (void)s;
   (void)seq;
 #endif
 }
 
+/* Stale entries in front are passed by their live bits (each word of them
+ * that holds no current entry counts as one visited); each current entry
+ * expired counts one. */
 int ds_state_expire(ds_state_t *s, int64_t now_ms, ds_state_item_t *key,
                     ds_state_item_t *value) {
   int64_t limit;
+  uint64_t seq;
+  uint32_t slot;
+  int err;
   if (s->timeout == 0 || now_ms < INT64_MIN + s->timeout)
     return 0;
   limit = now_ms - s->timeout;
-  while (s->head_seq < s->tail_seq) {
-    uint32_t slot;
-    while (s->mlen > 1 && mark_at(s, 1)->first <= s->head_seq) {
-      s->mhead = (s->mhead + 1) & (s->mcap - 1);
-      s->mlen--;
-    }
-    if (mark_at(s, 0)->time > limit)
-      return 0;
-    slot = queue_front(s);
-    s->visited++;
-    if (ref_current(s, slot, s->head_seq)) {
-      expire_prefetch(s, s->head_seq);
-      int err = copy_out(s, slot, key, value);
-      if (err != 0)
-        return err;
-      s->head_seq++;
-      remove_at(s, slot, index_pos_of(s, slot));
-      return 1;
-    }
-    s->head_seq++;
+  seq = live_next(s, s->head_seq, s->tail_seq, &s->visited);
+  queue_advance(s, seq);
+  if (seq == s->tail_seq)
+    return 0;
+  while (s->mlen > 1 && mark_at(s, 1)->first <= seq) {
+    s->mhead = (s->mhead + 1) & (s->mcap - 1);
+    s->mlen--;
   }
-  return 0;
+  if (mark_at(s, 0)->time > limit)
+    return 0;
+  slot = s->qhead->slot[seq - s->qhead_first];
+  s->visited++;
+  expire_prefetch(s, seq);
+  err = copy_out(s, slot, key, value);
+  if (err != 0)
+    return err;
+  s->head_seq++;
+  remove_at(s, slot, index_pos_of(s, slot));
+  return 1;
 }
 
 /* --- snapshots ----------------------------------------------------------- */
@@ -1688,4 +1836,67 @@ int64_t ds_state_restore(ds_state_t *s, const void *data, size_t len,
   if (n < 0)
     ds_state_clear(s);
   return n;
+}
+
+/* --- folding: the built-in reducers -------------------------------------- */
+
+/* What a window's reduceByKeyAndWindow(dstream.sum, ...) does per record:
+ * one call finds the key, combines, and stores, where Lua would look the key
+ * up, call the reducer and put the result back. The combinations are those
+ * of lua/dstream/reducers.lua, operand for operand (old value first), so
+ * NaNs come out as they do there. */
+
+static double fold_apply(double acc, double v, int op) {
+  switch (op) {
+  case DS_FOLD_MIN:
+    return v < acc ? v : acc;
+  case DS_FOLD_MAX:
+    return v > acc ? v : acc;
+  default:
+    return acc + v;
+  }
+}
+
+static int fold(ds_state_t *s, const probe_t *k, double v, int op,
+                int64_t now, ds_state_item_t *old) {
+  ds_state_item_t it;
+  entry_t *e;
+  double acc;
+  int slot, err;
+  if (op < DS_FOLD_SUM || op > DS_FOLD_MAX)
+    return DS_EINVAL;
+  slot = index_find(s, k, NULL);
+  if (slot < 0) {
+    it = num_item(v);
+    slot = insert(s, k, &it, now);
+    if (slot >= 0 && old != NULL)
+      old->kind = -1;
+    return slot;
+  }
+  e = entry_at(s, (uint32_t)slot);
+  if (!cell_is_num(e->val))
+    return DS_ETYPE;
+  acc = num_of(e->val);
+  it = num_item(fold_apply(acc, v, op));
+  err = set(s, (uint32_t)slot, &it, now);
+  if (err != 0)
+    return err;
+  if (old != NULL)
+    *old = num_item(acc);
+  return slot;
+}
+
+int ds_state_fold_num(ds_state_t *s, double key, double v, int op,
+                      int64_t now_ms, ds_state_item_t *old) {
+  probe_t k;
+  int err = probe_num(&k, key);
+  return err != 0 ? err : fold(s, &k, v, op, now_ms, old);
+}
+
+int ds_state_fold_bytes(ds_state_t *s, int kind, const char *key,
+                        uint32_t klen, double v, int op, int64_t now_ms,
+                        ds_state_item_t *old) {
+  probe_t k;
+  int err = probe_bytes(&k, kind, key, klen);
+  return err != 0 ? err : fold(s, &k, v, op, now_ms, old);
 }

@@ -1183,6 +1183,60 @@ static void test_timeout_compaction(void) {
   ds_state_free(s);
 }
 
+/* The bench's churn (bench/timeouts.lua): G groups of X keys, each inserted
+ * among N / G keys that stay, which are all updated again in the G batches
+ * after, so the queue's front holds runs of stale entries between the keys
+ * that time out (those compacted away but the last). A batch passes up to
+ * 20 stale entries per expired key, yet examines at most two entries (or
+ * words of live bits) per expired key. */
+static void test_timeout_stale_runs(void) {
+  enum { G = 25, X = 200, STAY = 4000, BLOCK = STAY + X };
+  ds_state_t *s = ds_state_new(100000);
+  ds_state_stats_t st;
+  ds_state_item_t k, v;
+  int64_t t = 0;
+  uint64_t most_stale = 0; /* passed in one batch */
+  int j, p, ok = 1;
+  for (j = 0; j < G; j++) { /* key j * BLOCK + p: a group key if p < X */
+    t += 1000;
+    for (p = 0; p < BLOCK; p++)
+      ok &= ds_state_put_num_num(s, j * BLOCK + p, 1, t) >= 0;
+  }
+  for (j = 0; j < G; j++) {
+    t += 1000;
+    for (p = 0; p < BLOCK; p++) {
+      int slot = ds_state_get_num(s, j * BLOCK + p, NULL);
+      if (p % 21 != 0)
+        ok &= ds_state_set_num(s, slot, 2, t) == 0;
+    }
+  }
+  CHECK(ok);
+  CHECK_EQ_INT(ds_state_expire(s, 100999, &k, &v), 0);
+  for (j = 0; j < G; j++) {
+    uint64_t visited, len;
+    int n = 0;
+    t = (j + 1) * 1000 + 100000;
+    ds_state_stats(s, &st);
+    visited = st.visited;
+    len = st.queue_len;
+    while (ds_state_expire(s, t, &k, &v) == 1) {
+      int key = (int)k.num - j * BLOCK;
+      ok &= key >= 0 && key < BLOCK && key % 21 == 0 && v.num == 1;
+      n++;
+    }
+    ds_state_stats(s, &st);
+    ok &= n == X;
+    ok &= st.visited - visited <= 2 * (uint64_t)X;
+    if (len - st.queue_len - (uint64_t)n > most_stale)
+      most_stale = len - st.queue_len - (uint64_t)n;
+  }
+  CHECK(ok);
+  /* Some groups sat among the stale entries of all the keys that stay. */
+  CHECK_EQ_INT(most_stale, STAY);
+  CHECK_EQ_INT(ds_state_count(s), G * STAY);
+  ds_state_free(s);
+}
+
 /* --- out of memory ------------------------------------------------------- */
 
 /* Run op with allocation n failing, for n = 1, 2, ... until it succeeds;
@@ -1327,6 +1381,152 @@ static void test_memory(void) {
   ds_state_free(s);
 }
 
+/* --- folding: the built-in reducers -------------------------------------- */
+
+/* Each op on number, STR and ENC keys: absent keys inserted with v, present
+ * ones combined old value first, as reducers.lua does, NaNs included. */
+static void test_fold(void) {
+  static const char enc_true[1] = {(char)DS_CODEC_TRUE};
+  ds_state_t *s = ds_state_new(0);
+  ds_state_item_t old, v;
+  int slot, again;
+  double nan = NAN;
+
+  old.kind = 99;
+  slot = ds_state_fold_num(s, 7, 5, DS_FOLD_SUM, 0, &old);
+  CHECK(slot >= 0);
+  CHECK_EQ_INT(old.kind, -1);
+  again = ds_state_fold_num(s, 7, -2.5, DS_FOLD_SUM, 0, &old);
+  CHECK_EQ_INT(again, slot);
+  CHECK_EQ_INT(old.kind, DS_STATE_NUM);
+  CHECK(old.num == 5);
+  CHECK(num_at(s, 7) == 2.5);
+  CHECK_EQ_INT(ds_state_fold_num(s, -0.0, 1, DS_FOLD_SUM, 0, NULL),
+               ds_state_fold_num(s, 0, 1, DS_FOLD_SUM, 0, NULL));
+  CHECK(num_at(s, 0) == 2);
+
+  ds_state_fold_num(s, 1, 4, DS_FOLD_MIN, 0, NULL);
+  ds_state_fold_num(s, 1, 9, DS_FOLD_MIN, 0, NULL);
+  ds_state_fold_num(s, 1, -3, DS_FOLD_MIN, 0, NULL);
+  CHECK(num_at(s, 1) == -3);
+  ds_state_fold_num(s, 2, 4, DS_FOLD_MAX, 0, NULL);
+  ds_state_fold_num(s, 2, 9, DS_FOLD_MAX, 0, NULL);
+  ds_state_fold_num(s, 2, -3, DS_FOLD_MAX, 0, NULL);
+  CHECK(num_at(s, 2) == 9);
+  /* min(a, NaN) is a, min(NaN, b) is NaN: b < a decides. */
+  ds_state_fold_num(s, 1, nan, DS_FOLD_MIN, 0, NULL);
+  CHECK(num_at(s, 1) == -3);
+  ds_state_fold_num(s, 3, nan, DS_FOLD_MAX, 0, NULL);
+  ds_state_fold_num(s, 3, 1, DS_FOLD_MAX, 0, NULL);
+  CHECK(isnan(num_at(s, 3)));
+
+  /* STR and ENC keys, kept apart from each other and from numbers. */
+  slot = ds_state_fold_bytes(s, DS_STATE_STR, "product-17", 10, 3,
+                             DS_FOLD_SUM, 0, NULL);
+  CHECK(slot >= 0);
+  CHECK_EQ_INT(ds_state_fold_bytes(s, DS_STATE_STR, "product-17", 10, 4,
+                                   DS_FOLD_SUM, 0, &old),
+               slot);
+  CHECK(old.num == 3);
+  CHECK_EQ_INT(ds_state_get_bytes(s, DS_STATE_STR, "product-17", 10, &v),
+               slot);
+  CHECK(v.kind == DS_STATE_NUM && v.num == 7);
+  CHECK(ds_state_fold_bytes(s, DS_STATE_ENC, enc_true, 1, 1, DS_FOLD_SUM, 0,
+                            NULL) >= 0);
+  CHECK(ds_state_fold_bytes(s, DS_STATE_STR, "", 0, 10, DS_FOLD_MAX, 0,
+                            NULL) >= 0);
+  CHECK_EQ_INT(ds_state_count(s), 8);
+  CHECK_EQ_INT(ds_state_get_bytes(s, DS_STATE_ENC, enc_true, 1, &v),
+               ds_state_fold_bytes(s, DS_STATE_ENC, enc_true, 1, 1,
+                                   DS_FOLD_SUM, 0, NULL));
+  CHECK(v.num == 1); /* read before the second fold */
+  CHECK_EQ_INT(ds_state_get_bytes(s, DS_STATE_ENC, enc_true, 1, &v), 6);
+  CHECK(v.num == 2);
+
+  /* Refused, with nothing changed. */
+  CHECK_EQ_INT(ds_state_fold_num(s, nan, 1, DS_FOLD_SUM, 0, NULL), DS_EINVAL);
+  CHECK_EQ_INT(ds_state_fold_num(s, 7, 1, 3, 0, NULL), DS_EINVAL);
+  CHECK_EQ_INT(ds_state_fold_num(s, 7, 1, -1, 0, NULL), DS_EINVAL);
+  CHECK_EQ_INT(ds_state_fold_bytes(s, DS_STATE_NUM, "x", 1, 1, DS_FOLD_SUM, 0,
+                                   NULL),
+               DS_EINVAL);
+  CHECK_EQ_INT(ds_state_fold_bytes(s, DS_STATE_ENC, "\x05", 1, 1,
+                                   DS_FOLD_SUM, 0, NULL),
+               DS_EINVAL);
+  CHECK(ds_state_put_num_enc(s, 8, enc_true, 1, 0) >= 0);
+  CHECK_EQ_INT(ds_state_fold_num(s, 8, 1, DS_FOLD_SUM, 0, &old), DS_ETYPE);
+  CHECK_EQ_INT(ds_state_get_num(s, 8, &v), ds_state_get_num(s, 8, NULL));
+  CHECK(v.kind == DS_STATE_ENC);
+  CHECK(num_at(s, 7) == 2.5);
+  CHECK_EQ_INT(ds_state_count(s), 9);
+  ds_state_free(s);
+}
+
+/* A fold is an update: with a timeout it makes the key current again. */
+static void test_fold_timeout(void) {
+  ds_state_t *s = ds_state_new(1000);
+  ds_state_item_t k, v;
+  CHECK(ds_state_fold_num(s, 1, 1, DS_FOLD_SUM, 0, NULL) >= 0);
+  CHECK(ds_state_fold_num(s, 2, 1, DS_FOLD_SUM, 0, NULL) >= 0);
+  CHECK(ds_state_fold_num(s, 1, 1, DS_FOLD_SUM, 500, NULL) >= 0);
+  CHECK_EQ_INT(ds_state_fold_num(s, 1, 1, DS_FOLD_SUM, 400, NULL), DS_EINVAL);
+  CHECK_EQ_INT(ds_state_expire(s, 1000, &k, &v), 1);
+  CHECK(k.num == 2 && v.num == 1);
+  CHECK_EQ_INT(ds_state_expire(s, 1000, &k, &v), 0);
+  CHECK_EQ_INT(ds_state_expire(s, 1500, &k, &v), 1);
+  CHECK(k.num == 1 && v.num == 2);
+  ds_state_free(s);
+}
+
+/* Out of memory while inserting by a fold: nothing changed. */
+static void test_fold_oom(void) {
+  ds_state_t *s = ds_state_new(1000);
+  char key[40];
+  int i, res;
+  memset(key, 'k', sizeof key);
+  OOM_LOOP(res, ds_state_fold_num(s, 1, 1, DS_FOLD_SUM, 0, NULL),
+           ds_state_count(s) == 0);
+  CHECK(res >= 0);
+  for (i = 2; i < 13; i++)
+    CHECK(ds_state_fold_num(s, i, i, DS_FOLD_MAX, 0, NULL) >= 0);
+  OOM_LOOP(res,
+           ds_state_fold_bytes(s, DS_STATE_STR, key, 40, 2, DS_FOLD_SUM, 10,
+                               NULL),
+           ds_state_count(s) == 12 &&
+               ds_state_get_bytes(s, DS_STATE_STR, key, 40, NULL) == -1);
+  CHECK(res >= 0);
+  CHECK(num_at(s, 12) == 12);
+  ds_state_free(s);
+}
+
+/* find_nums gives, for every key of a batch, what get_num gives: present
+ * and absent keys, -0, NaN, an empty store, a batch shorter and longer than
+ * the look-ahead. */
+static void test_find_nums(void) {
+  ds_state_t *s = ds_state_new(0);
+  double keys[1000];
+  int32_t slots[1000];
+  uint32_t i;
+  ds_state_find_nums(s, keys, 0, slots);
+  keys[0] = 5;
+  ds_state_find_nums(s, keys, 1, slots); /* empty store */
+  CHECK_EQ_INT(slots[0], -1);
+  for (i = 0; i < 500; i++)
+    CHECK(ds_state_put_num_num(s, (double)i * 3, 1, 0) >= 0);
+  for (i = 0; i < 1000; i++)
+    keys[i] = (double)((i * 7919) % 1600);
+  keys[10] = NAN;
+  keys[11] = -0.0;
+  for (uint32_t n = 1; n <= 1000; n = n * 3 + 1) {
+    ds_state_find_nums(s, keys, n, slots);
+    for (i = 0; i < n; i++)
+      CHECK_EQ_INT(slots[i], ds_state_get_num(s, keys[i], NULL));
+  }
+  CHECK_EQ_INT(slots[10], -1);
+  CHECK(slots[11] >= 0); /* -0 is the key 0 */
+  ds_state_free(s);
+}
+
 int main(void) {
   ds_test_begin();
   test_numbers();
@@ -1340,7 +1540,12 @@ int main(void) {
   test_timeouts();
   test_timeout_cost();
   test_timeout_compaction();
+  test_timeout_stale_runs();
   test_oom();
   test_memory();
+  test_fold();
+  test_fold_timeout();
+  test_fold_oom();
+  test_find_nums();
   return ds_test_end("test_state");
 }

@@ -73,6 +73,11 @@ size_t ds_state_memory(const ds_state_t *s);
 int ds_state_get_num(const ds_state_t *s, double key, ds_state_item_t *value);
 int ds_state_get_bytes(const ds_state_t *s, int kind, const char *key,
                        uint32_t len, ds_state_item_t *value);
+/* Look up n number keys (a NaN key gives -1): slots[i] gets the slot of
+ * keys[i], or -1 if absent. The same as n calls of ds_state_get_num without
+ * a value, but the cache misses of the lookups overlap. */
+void ds_state_find_nums(const ds_state_t *s, const double *keys, uint32_t n,
+                        int32_t *slots);
 
 /* Insert or update a key with a value (key and value bytes are copied):
  * put_<key>_<value>, a number or bytes key, a number or ENC bytes value.
@@ -119,6 +124,30 @@ int ds_state_value(const ds_state_t *s, int slot, ds_state_item_t *out);
  * with nothing removed. Oldest first; each key once. */
 int ds_state_expire(ds_state_t *s, int64_t now_ms, ds_state_item_t *key,
                     ds_state_item_t *value);
+
+/* The built-in reducers a store folds number values with (reducers.lua). */
+typedef enum {
+  DS_FOLD_SUM = 0, /* value + v */
+  DS_FOLD_MIN = 1, /* v if v < value, else value */
+  DS_FOLD_MAX = 2  /* v if v > value, else value */
+} ds_fold_op_t;
+
+/* Fold the number v into the number value of a number key / a key of klen
+ * bytes of kind (STR or ENC) with op, a ds_fold_op_t: an absent key is
+ * inserted with v. The key's slot, with, if old is not NULL, the value it
+ * had in *old (kind -1 for an inserted key); or DS_ETYPE (the key's value is
+ * not a number), DS_EINVAL (NaN key, bad kind or op, time going backwards),
+ * DS_ENOMEM, DS_ERANGE (too many keys), with nothing changed. */
+int ds_state_fold_num(ds_state_t *s, double key, double v, int op,
+                      int64_t now_ms, ds_state_item_t *old);
+int ds_state_fold_bytes(ds_state_t *s, int kind, const char *key,
+                        uint32_t klen, double v, int op, int64_t now_ms,
+                        ds_state_item_t *old);
+
+/* As in error.h: the symbolic name ("ENOMEM") and the message of a DS_E*
+ * code, static strings, for the errors of the calls above. */
+const char *ds_err_name(int err);
+const char *ds_strerror(int err);
 /* cdef end */
 
 #endif
