@@ -18,8 +18,12 @@ for 3 800 batches: the window fills for an hour of batches, and in the last
 window (count and sum of the values).
 
 VARIANTS, one after the other in this process, fed the same batches:
-  dstream       the pipeline above; window buffers hold each batch's
-                per-product sums in codec form, in C memory.
+  dstream       the pipeline above with sum and minus Lua closures; window
+                buffers hold each batch's per-product sums in codec form,
+                in C memory, and the running sums are in a Lua table.
+  dstream_builtin  the same with dstream.sum and dstream.subtract: the
+                running sums are in a C keyed store, each product of a
+                batch entering or leaving folded in by one FFI call.
   plain_luajit  the baseline: one LuaJIT loop doing the same incremental
                 window by hand - a {product = sum} table per batch kept in a
                 Lua ring of 3 600, totals updated with the batch entering and
@@ -35,6 +39,7 @@ Each variant prints one JSON line:
                               for dstream (cost independent of the window's
                               length);
   window_bytes, batches_held  dstream: the window buffer at the end;
+  state_bytes                 dstream_builtin: the C store of running sums;
   bytes_per_product_batch     window_bytes / (products * batches_held);
   bytes_per_pair_held         window_bytes / the (product, sum) pairs held;
   lua_heap_kib                the Lua heap after a full collection at the
@@ -146,12 +151,12 @@ local function timed_batches(step)
     return times
 end
 
-local function variant_dstream()
+local function variant_dstream(f, inv)
     local ssc = dstream.StreamingContext{batchInterval = 1, clock = "manual"}
     local queue = {}
     local totals = ssc:queueStream(queue)
         :mapToPair(function(r) return r[1], r[2] end)
-        :reduceByKeyAndWindow(add, sub, opts.window, 1)
+        :reduceByKeyAndWindow(f, inv, opts.window, 1)
     totals:foreachRDD(function(rdd) consume(rdd.a, rdd.b, rdd.n) end)
     ssc:start()
     local times = timed_batches(function(_, records)
@@ -162,7 +167,7 @@ local function variant_dstream()
     collectgarbage()
     local bytes, held = window.memory(totals)
     local result = {times = times, window_bytes = bytes, batches_held = held,
-        lua_heap_kib = floor(collectgarbage("count"))}
+        state_bytes = window.state_memory(totals), lua_heap_kib = floor(collectgarbage("count"))}
     ssc:stop()
     return result
 end
@@ -219,7 +224,7 @@ local function ms(x) return floor(x * 1e6 + 0.5) / 1e3 end
 
 local FIELDS = {"bench", "variant", "batches", "window_s", "products", "pairs_per_batch",
     "early_ms", "late_ms", "full_ms", "late_over_early", "early_median_ms", "late_median_ms",
-    "full_median_ms", "window_bytes", "batches_held", "bytes_per_product_batch",
+    "full_median_ms", "window_bytes", "batches_held", "state_bytes", "bytes_per_product_batch",
     "bytes_per_pair_held", "lua_heap_kib", "checksum"}
 
 local function report(name, r)
@@ -230,7 +235,7 @@ local function report(name, r)
         full_ms = ms(mean(t, n - 100, n)),
         early_median_ms = ms(median(t, 100, 200)), late_median_ms = ms(median(t, late - 100, late)),
         full_median_ms = ms(median(t, n - 100, n)),
-        batches_held = r.batches_held, lua_heap_kib = r.lua_heap_kib,
+        batches_held = r.batches_held, state_bytes = r.state_bytes, lua_heap_kib = r.lua_heap_kib,
         checksum = {last_count, last_sum}}
     line.late_over_early = floor(mean(t, late - 100, late) / mean(t, 100, 200) * 1000 + 0.5) / 1000
     if r.window_bytes then
@@ -245,19 +250,28 @@ local function report(name, r)
     return line
 end
 
-local d = report("dstream", variant_dstream())
+local function ratio(a, b) return floor(a / b * 1000 + 0.5) / 1000 end
+local function same_sum(a, b) return a.checksum[1] == b.checksum[1] and a.checksum[2] == b.checksum[2] end
+
+local d = report("dstream", variant_dstream(add, sub))
+collectgarbage()
+local c = report("dstream_builtin", variant_dstream(dstream.sum, dstream.subtract))
 collectgarbage()
 local p = report("plain_luajit", variant_plain())
 
-local same = d.checksum[1] == p.checksum[1] and d.checksum[2] == p.checksum[2]
+local same = same_sum(d, p) and same_sum(c, p)
 io.stdout:write(json.encode({bench = "window", variant = "summary",
-    late_over_early = d.late_over_early, target = 1.5, pass = d.late_over_early < 1.5,
+    late_over_early = d.late_over_early, builtin_late_over_early = c.late_over_early, target = 1.5,
+    pass = d.late_over_early < 1.5 and c.late_over_early < 1.5,
     plain_late_over_early = p.late_over_early,
-    dstream_over_plain_late = floor(d.late_ms / p.late_ms * 1000 + 0.5) / 1000,
-    dstream_over_plain_full = floor(d.full_ms / p.full_ms * 1000 + 0.5) / 1000,
+    dstream_over_plain_late = ratio(d.late_ms, p.late_ms), dstream_over_plain_full = ratio(d.full_ms, p.full_ms),
+    builtin_over_plain_late = ratio(c.late_ms, p.late_ms), builtin_over_plain_full = ratio(c.full_ms, p.full_ms),
+    builtin_over_dstream_full = ratio(c.full_ms, d.full_ms),
     checksums_agree = same},
-    {"bench", "variant", "late_over_early", "target", "pass", "plain_late_over_early",
-        "dstream_over_plain_late", "dstream_over_plain_full", "checksums_agree"}), "\n")
+    {"bench", "variant", "late_over_early", "builtin_late_over_early", "target", "pass",
+        "plain_late_over_early", "dstream_over_plain_late", "dstream_over_plain_full",
+        "builtin_over_plain_late", "builtin_over_plain_full", "builtin_over_dstream_full",
+        "checksums_agree"}), "\n")
 if not same then
     io.stderr:write("window: the variants' last windows differ\n")
     os.exit(2)

@@ -3,7 +3,9 @@
 --- reduceByWindow with an inverse).
 ---
 --- sum, min, max and subtract are plain functions the JIT compiles into the
---- stage loops like any closure. count cannot be written as a left fold of
+--- stage loops like any closure. The window operations recognise them
+--- (reducers.name_of) and keep running values in a C keyed store, folded
+--- by ds_state_fold_* (see lua/dstream/window.lua). count cannot be written as a left fold of
 --- the values (the first value is not 1), so the engine recognises it: a
 --- reduce with dstream.count counts records, by mapping each to 1 and summing
 --- (its inverse, given as dstream.count or dstream.subtract, subtracts).

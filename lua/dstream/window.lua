@@ -43,11 +43,30 @@
 --- Only a buffer that runs out of memory half way through its pushes marks
 --- the window failed: every later evaluation raises that error.
 ---
---- THE RUNNING STATE could move to the keyed state store in C: its
---- operations are exactly get(key) -> value, put(key, value),
---- remove(key) and "every key in order"; keys would be compared by their
---- canonical encoding and numbers kept unboxed, as the store promises.
+--- BUILT-IN REDUCERS IN C: reduceByKeyAndWindow with dstream.sum (and
+--- dstream.subtract, or dstream.count for both) and countByValueAndWindow
+--- keep the running value of each key in a C keyed store (ds_state_t,
+--- core/src/state.c) instead of a Lua table: numbers unboxed, string keys as
+--- their bytes, other keys in canonical form. Each record of a batch
+--- entering is folded in by one FFI call (ds_state_fold_num/_bytes: find,
+--- add, store); each record of a batch leaving is folded out the same way
+--- with -v - a key that filterF has dropped is not there, and is not brought
+--- back, as Spark does not. reduceByKeyAndWindow with dstream.sum, min or max
+--- and no inverse folds every batch of the window into a store made for the
+--- evaluation. Keys are handed back from a Lua array by slot (the store's
+--- slots are stable), so emitting a window reads one value per key from C
+--- and makes no string. Values must be numbers (checked as each batch enters;
+--- anything else raises, naming the key); any other function - a Lua
+--- closure, or a built-in with an inverse that is not its own - takes the
+--- Lua path below. countByWindow and reduceByWindow keep one number, so
+--- they stay in Lua. Sums are added in another order than the Lua path
+--- adds them: the same for integers, possibly not to the last bit for
+--- fractions. Each fold is journaled (slot, old value), so a filterF that
+--- raises, or a store out of memory, puts the store back as it was.
+local ffi = require "ffi"
+local C = require("dstream.cdef").C
 local core = require "dstream.core"
+local valuecodec = require "dstream.valuecodec"
 local DStream = require "dstream.stream"
 local RDD = require "dstream.rdd"
 local shuffle = require "dstream.shuffle"
@@ -63,6 +82,10 @@ local show_ms, show_key = util.show_ms, key.show
 local window = {}
 
 local EMPTY = {}
+
+local STR, ENC = C.DS_STATE_STR, C.DS_STATE_ENC
+local fold_num, fold_bytes = C.ds_state_fold_num, C.ds_state_fold_bytes
+local FOLD_OPS = {sum = C.DS_FOLD_SUM, min = C.DS_FOLD_MIN, max = C.DS_FOLD_MAX}
 
 local function add(a, b) return a + b end
 local function sub(a, b) return a - b end
@@ -117,7 +140,9 @@ end
 local function node(self, op, pairs_, len_ms, slide_ms, w)
     w.op, w.len_ms, w.slide_ms, w.step_ms = op, len_ms, slide_ms, self.slide_ms
     w.buf = assert(core.window_new(self.slide_ms, len_ms))
-    return {kind = op, desc = sformat("%s(%s, %s)", op, show_ms(len_ms), show_ms(slide_ms)),
+    local how = ""
+    if w.cop then how = sformat("; %s in C", w.builtin) end
+    return {kind = op, desc = sformat("%s(%s, %s%s)", op, show_ms(len_ms), show_ms(slide_ms), how),
         parents = {self}, pairs = pairs_, slide_ms = slide_ms,
         -- The graph hears "reads one slide of the parent's past": the rest
         -- of the window is in the buffer. s.window_ms is set to L after.
@@ -147,8 +172,22 @@ local function pair_records(w, r)
     return r.n, r.a, r.b
 end
 
+-- A built-in reducer's values must be numbers.
+local function not_number(w, got)
+    error(sformat("%s: dstream.%s needs numbers, got %s", w.op, w.builtin, got), 0)
+end
+
 local function reduced_by_key(w, r)
     needs_pairs(w, r)
+    if w.builtin then
+        local ks, vs = r.a, r.b
+        for i = 1, r.n do
+            local v = vs[i]
+            if type(v) ~= "number" then
+                not_number(w, sformat("a %s value for key %s", type(v), show_key(ks[i])))
+            end
+        end
+    end
     local m, ks, vs = reduce_by_key(w.op, r.n, r.a, r.b, r.ends, w.f)
     return m, ks, vs
 end
@@ -164,6 +203,13 @@ end
 
 local function reduced(w, r)
     if r.n == 0 then return 0, EMPTY end
+    if w.builtin then
+        if r.pairs then not_number(w, "a pair stream") end
+        local a = r.a
+        for i = 1, r.n do
+            if type(a[i]) ~= "number" then not_number(w, sformat("a %s record", type(a[i]))) end
+        end
+    end
     return 1, {r:reduce(w.f)}
 end
 
@@ -441,6 +487,145 @@ local function eval_whole(w, t, from, enter, first)
     return m, a, b, ends
 end
 
+-- The C path: running values in a keyed store ---------------------------------
+
+-- A store for window w, with the Lua key of each live slot (keys) and the
+-- journal of this evaluation's folds: slot, and value before or false for
+-- a key the fold inserted.
+local function store_new(w)
+    local p = C.ds_state_new(0)
+    if p == nil then error(w.op .. ": out of memory creating the window's state store", 0) end
+    return {p = ffi.gc(p, C.ds_state_free), item = ffi.new("ds_state_item_t"), keys = {},
+        jslot = {}, jold = {}, nj = 0}
+end
+
+local function store_free(st)
+    C.ds_state_free(ffi.gc(st.p, nil))
+    st.p = nil
+end
+
+local function store_failed(w, rc)
+    error(sformat("%s: the window's state store failed: %s: %s", w.op, ffi.string(C.ds_err_name(rc)),
+        ffi.string(C.ds_strerror(rc))), 0)
+end
+
+-- Fold v into key k's running value with op (-v and sum for a record
+-- leaving: `out`, which leaves a key that is not there absent).
+local function store_fold(w, st, k, v, op, out, t)
+    local p, old = st.p, st.item
+    local slot
+    if type(k) == "string" then
+        slot = fold_bytes(p, STR, k, #k, v, op, t, old)
+    elseif type(k) == "number" and k == k then
+        slot = fold_num(p, k, v, op, t, old)
+    else
+        local canon, reason = key.check(k)
+        if canon == nil then
+            error(sformat("%s: %s (keys are strings, numbers, booleans or arrays of those)", w.op, reason), 0)
+        end
+        local bytes = valuecodec.encode_key(k)
+        slot = fold_bytes(p, ENC, bytes, #bytes, v, op, t, old)
+    end
+    if slot < 0 then store_failed(w, slot) end
+    if old.kind < 0 then
+        if out then
+            C.ds_state_remove_slot(p, slot)
+            return
+        end
+        st.keys[slot] = k
+    end
+    local nj = st.nj + 1
+    st.nj, st.jslot[nj] = nj, slot
+    if old.kind < 0 then st.jold[nj] = false else st.jold[nj] = old.num end
+end
+
+-- Every record of parts folded in (or out).
+local function fold_parts(w, st, parts, out, t)
+    local op = w.cop
+    for i = 1, #parts do
+        local p = parts[i]
+        local ks, vs = p.a, p.b
+        if out then
+            for j = 1, p.n do store_fold(w, st, ks[j], -vs[j], op, true, t) end
+        else
+            for j = 1, p.n do store_fold(w, st, ks[j], vs[j], op, false, t) end
+        end
+    end
+end
+
+-- Undo this evaluation's folds, newest first.
+local function store_rollback(st, t)
+    local p, keys, jslot, jold = st.p, st.keys, st.jslot, st.jold
+    for i = st.nj, 1, -1 do
+        local slot, old = jslot[i], jold[i]
+        if old == false then
+            C.ds_state_remove_slot(p, slot)
+            keys[slot] = nil
+        else
+            C.ds_state_set_num(p, slot, old, t)
+        end
+    end
+    st.nj = 0
+end
+
+-- The store's keys and values that pass filterF, and the slots of the rest.
+local function store_emit(w, st)
+    local p, item, keys, keep = st.p, st.item, st.keys, w.filterF
+    local oks, ovs, m = {}, {}, 0
+    local drop, nd = {}, 0
+    local slot = C.ds_state_next(p, -1)
+    while slot >= 0 do
+        C.ds_state_value(p, slot, item)
+        local k, v = keys[slot], item.num
+        if keep == nil or keep(k, v) then
+            m = m + 1
+            oks[m], ovs[m] = k, v
+        else
+            nd = nd + 1
+            drop[nd] = slot
+        end
+        slot = C.ds_state_next(p, slot)
+    end
+    return m, oks, ovs, drop, nd
+end
+
+local function keyed_c_step(w, st, t, leaving, enter)
+    fold_parts(w, st, leaving, true, t)
+    fold_parts(w, st, enter, false, t)
+    return store_emit(w, st)
+end
+
+-- Incremental, per key, in C.
+local function eval_keyed_c(w, t, leaving, enter, first)
+    local st = w.store
+    local ok, m, ks, vs, drop, nd = pcall(keyed_c_step, w, st, t, leaving, enter)
+    if not ok then
+        store_rollback(st, t)
+        error(m, 0)
+    end
+    push_all(w, t, enter, first)
+    local p, keys = st.p, st.keys
+    for i = 1, nd do
+        C.ds_state_remove_slot(p, drop[i])
+        keys[drop[i]] = nil
+    end
+    st.nj = 0
+    return m, ks, vs, {m}
+end
+
+-- Whole, per key, in C: every batch of the window folded into a new store.
+local function eval_whole_c(w, t, from, enter, first)
+    local parts = held_parts(w, t - w.len_ms, from)
+    for i = 1, #enter do parts[#parts + 1] = enter[i] end
+    local st = store_new(w)
+    fold_parts(w, st, parts, false, t)
+    local m, ks, vs = store_emit(w, st)
+    store_free(st)
+    push_all(w, t, enter, first)
+    w.buf:evict(t + w.slide_ms)
+    return m, ks, vs, {m}
+end
+
 --- The RDD of windowed stream s at time t (a multiple of its slide).
 function window.compute(s, t)
     local w = s._win
@@ -462,6 +647,8 @@ function window.compute(s, t)
     local m, a, b, ends
     if w.mode == "whole" then
         m, a, b, ends = eval_whole(w, t, from, enter, from + step)
+    elseif w.mode == "whole_c" then
+        m, a, b, ends = eval_whole_c(w, t, from, enter, from + step)
     else
         local leaving = {}
         if last ~= nil then
@@ -469,7 +656,8 @@ function window.compute(s, t)
             if last < to then to = last end
             leaving = held_parts(w, last - w.len_ms, to)
         end
-        local eval = w.mode == "keyed" and eval_keyed or eval_scalar
+        local eval = eval_scalar
+        if w.mode == "keyed" then eval = eval_keyed elseif w.mode == "keyed_c" then eval = eval_keyed_c end
         m, a, b, ends = eval(w, t, leaving, enter, from + step)
     end
     w.last = t
@@ -523,13 +711,19 @@ function DStream:countByWindow(len, slide)
         {mode = "scalar", partial = counted, f = add, invF = sub, value = 0})))
 end
 
+-- The name of f if it is a built-in reducer ("sum", "min", ...), else nil.
+-- dstream.reducers loads after this file (it wraps the methods below).
+local function builtin(f)
+    return require("dstream.reducers").name_of(f)
+end
+
 --- reduceByWindow(f, len, slide) or reduceByWindow(f, invF, len, slide):
 --- one record per window holding records, all of them reduced with f.
 function DStream:reduceByWindow(f, ...)
     util.check_function("reduceByWindow", 1, "f", f, 2)
     local inv, len, slide = inverse_args("reduceByWindow", ...)
     local len_ms, slide_ms = durations(self, "reduceByWindow", len, slide, 2)
-    local w = {f = f, invF = inv, partial = reduced}
+    local w = {f = f, invF = inv, partial = reduced, builtin = builtin(f)}
     if inv then w.mode = "scalar" else w.mode, w.finish, w.pairs = "whole", finish_reduce, false end
     return with_length(DStream.new(self.ctx, node(self, "reduceByWindow", false, len_ms, slide_ms, w)))
 end
@@ -538,9 +732,11 @@ end
 --- a record whose count falls to 0 is dropped.
 function DStream:countByValueAndWindow(len, slide)
     local len_ms, slide_ms = durations(self, "countByValueAndWindow", len, slide, 2)
-    return with_length(DStream.new(self.ctx, node(self, "countByValueAndWindow", true, len_ms, slide_ms,
-        {mode = "keyed", partial = counted_by_value, f = add, invF = sub, filterF = nonzero,
-            state = running_new()})))
+    local s = with_length(DStream.new(self.ctx, node(self, "countByValueAndWindow", true, len_ms, slide_ms,
+        {mode = "keyed_c", partial = counted_by_value, f = add, invF = sub, filterF = nonzero,
+            builtin = "count", cop = FOLD_OPS.sum})))
+    s._win.store = store_new(s._win)
+    return s
 end
 
 --- reduceByKeyAndWindow(f, len, slide) or
@@ -554,13 +750,22 @@ function DStream:reduceByKeyAndWindow(f, ...)
     local inv, len, slide, keep = inverse_args(op, ...)
     local len_ms, slide_ms = durations(self, op, len, slide, 2)
     check_optional_function(op, 5, "filterF", keep, 2)
-    local w = {f = f, invF = inv, filterF = keep, partial = reduced_by_key}
+    local name = builtin(f)
+    local w = {f = f, invF = inv, filterF = keep, partial = reduced_by_key, builtin = name}
     if inv then
-        w.mode, w.state = "keyed", running_new()
+        if name == "sum" and builtin(inv) == "subtract" then
+            w.mode, w.cop = "keyed_c", FOLD_OPS.sum
+        else
+            w.mode, w.state = "keyed", running_new()
+        end
+    elseif FOLD_OPS[name] then
+        w.mode, w.cop = "whole_c", FOLD_OPS[name]
     else
         w.mode, w.finish, w.pairs = "whole", finish_reduce_by_key, true
     end
-    return with_length(DStream.new(self.ctx, node(self, op, true, len_ms, slide_ms, w)))
+    local s = with_length(DStream.new(self.ctx, node(self, op, true, len_ms, slide_ms, w)))
+    if w.mode == "keyed_c" then w.store = store_new(w) end
+    return s
 end
 
 --- groupByKeyAndWindow(len, slide): per key, the array of its values in the
@@ -575,7 +780,16 @@ end
 --- Bytes and batches the window buffer of windowed stream s holds (for
 --- benchmarks and the status page).
 function window.memory(s)
-    return s._win.buf:bytes(), s._win.buf:count()
+    local w = s._win
+    return w.buf:bytes(), w.buf:count()
+end
+
+--- Bytes of the C store holding the running values of windowed stream s,
+--- or nil when its running values (if any) are in Lua.
+function window.state_memory(s)
+    local st = s._win.store
+    if st == nil then return nil end
+    return tonumber(C.ds_state_memory(st.p))
 end
 
 return window

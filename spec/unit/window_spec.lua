@@ -7,6 +7,7 @@ local batches = require "helpers.batches"
 local window = require "dstream.window"
 
 local sorted_all, plain_all = batches.sorted_all, batches.plain_all
+local sformat = string.format
 
 local function add(a, b) return a + b end
 local function sub(a, b) return a - b end
@@ -420,5 +421,167 @@ describe("window durations", function()
         assert.equal(3600000, w.window_ms)
         assert.equal(2000, w.slide_ms)
         assert.matches("window(3600 s, 2 s) <- queueStream", tostring(w), 1, true)
+    end)
+end)
+
+describe("built-in reducers in window operations", function()
+    local dstream = require "dstream"
+    local function mn(a, b) if b < a then return b end return a end
+    local function mx(a, b) if b > a then return b end return a end
+    local closures = {sum = add, min = mn, max = mx}
+
+    -- Mixed keys (strings, numbers, a boolean, a composite key), negative
+    -- and fractional values, keys that come back after leaving.
+    local INPUT = {
+        {{"a", 1}, {"b", 2}, {"a", 3}, {7, -1}},
+        {{"a", 4}, {{"x", 1}, 5}, {true, 0.5}},
+        {},
+        {{"b", -2}, {7, 10}, {7, -4}},
+        {{"a", 2}, {{"x", 1}, 1}},
+        {},
+        {{"b", 2}},
+    }
+
+    local function same_as_closure(build_builtin, build_closure, input)
+        local got = sorted_all(batches.run(queue(input or INPUT), build_builtin))
+        local want = sorted_all(batches.run(queue(input or INPUT), build_closure))
+        assert.same(want, got)
+        return got
+    end
+
+    for _, name in ipairs({"sum", "min", "max"}) do
+        for _, w in ipairs({{3, 1}, {4, 2}, {2, 2}, {1, 2}}) do
+            it(sformat("reduceByKeyAndWindow(dstream.%s, %d, %d) gives the batches its Lua closure gives",
+                name, w[1], w[2]), function()
+                same_as_closure(function(s)
+                    return pairs_of(s):reduceByKeyAndWindow(dstream[name], w[1], w[2])
+                end, function(s)
+                    return pairs_of(s):reduceByKeyAndWindow(closures[name], w[1], w[2])
+                end)
+            end)
+            it(sformat("reduceByWindow(dstream.%s, %d, %d) gives the batches its Lua closure gives",
+                name, w[1], w[2]), function()
+                same_as_closure(function(s)
+                    return pairs_of(s):map(function(_, v) return v end):reduceByWindow(dstream[name], w[1], w[2])
+                end, function(s)
+                    return pairs_of(s):map(function(_, v) return v end):reduceByWindow(closures[name], w[1], w[2])
+                end)
+            end)
+        end
+    end
+
+    for _, w in ipairs({{3, 1}, {4, 2}, {2, 2}, {1, 2}}) do
+        it(sformat("reduceByKeyAndWindow(dstream.sum, dstream.subtract, %d, %d) gives the batches of + and -",
+            w[1], w[2]), function()
+            same_as_closure(function(s)
+                return pairs_of(s):reduceByKeyAndWindow(dstream.sum, dstream.subtract, w[1], w[2])
+            end, function(s)
+                return pairs_of(s):reduceByKeyAndWindow(add, sub, w[1], w[2])
+            end)
+        end)
+        it(sformat("reduceByKeyAndWindow(dstream.count, dstream.count, %d, %d) counts like a closure on ones",
+            w[1], w[2]), function()
+            same_as_closure(function(s)
+                return pairs_of(s):reduceByKeyAndWindow(dstream.count, dstream.count, w[1], w[2])
+            end, function(s)
+                return pairs_of(s):mapValues(function() return 1 end):reduceByKeyAndWindow(add, sub, w[1], w[2])
+            end)
+        end)
+        it(sformat("reduceByWindow(dstream.sum, dstream.subtract, %d, %d) gives the batches of + and -",
+            w[1], w[2]), function()
+            same_as_closure(function(s)
+                return pairs_of(s):map(function(_, v) return v end)
+                    :reduceByWindow(dstream.sum, dstream.subtract, w[1], w[2])
+            end, function(s)
+                return pairs_of(s):map(function(_, v) return v end):reduceByWindow(add, sub, w[1], w[2])
+            end)
+        end)
+    end
+
+    it("drops keys with filterF as the Lua path does, and leaving values do not bring them back", function()
+        -- b is dropped at 2 while its +3 is still in the window, then -3 and +3 leave.
+        local input = {{{"b", 3}}, {{"b", -3}, {"a", 1}}, {}, {{"b", 1}}, {}}
+        local keep = function(_, v) return v ~= 0 end
+        local got = same_as_closure(function(s)
+            return pairs_of(s):reduceByKeyAndWindow(dstream.sum, dstream.subtract, 2, 1, keep)
+        end, function(s)
+            return pairs_of(s):reduceByKeyAndWindow(add, sub, 2, 1, keep)
+        end, input)
+        assert.same({{{"b", 3}}, {{"a", 1}}, {{"a", 1}}, {{"b", 1}}, {{"b", 1}}}, got)
+    end)
+
+    it("countByValueAndWindow counts in C, as the Lua closures did", function()
+        local out = batches.run({{"x", "y", "x", 3, {1, 2}}, {"x", {1, 2}}, {}, {}}, function(s)
+            return s:countByValueAndWindow(2)
+        end)
+        assert.same({{{3, 1}, {"x", 2}, {"y", 1}, {{1, 2}, 1}}, {{3, 1}, {"x", 3}, {"y", 1}, {{1, 2}, 2}},
+            {{"x", 1}, {{1, 2}, 1}}, {}}, sorted_all(out))
+    end)
+
+    it("says in the graph which reductions run in C", function()
+        local s = pairs_of(batches.context():queueStream({}))
+        assert.matches("reduceByKeyAndWindow(2 s, 1 s; sum in C)",
+            tostring(s:reduceByKeyAndWindow(dstream.sum, dstream.subtract, 2, 1)), 1, true)
+        assert.matches("reduceByKeyAndWindow(2 s, 1 s; max in C)",
+            tostring(s:reduceByKeyAndWindow(dstream.max, 2, 1)), 1, true)
+        assert.matches("countByValueAndWindow(2 s, 1 s; count in C)", tostring(s:countByValueAndWindow(2, 1)), 1, true)
+        assert.matches("reduceByKeyAndWindow(2 s, 1 s) <-",
+            tostring(s:reduceByKeyAndWindow(dstream.sum, sub, 2, 1)), 1, true)
+        assert.matches("reduceByKeyAndWindow(2 s, 1 s) <-", tostring(s:reduceByKeyAndWindow(add, 2, 1)), 1, true)
+    end)
+
+    it("raises, naming the operator, the reducer and the key, for values that are not numbers", function()
+        for _, build in ipairs({
+            function(s) return pairs_of(s):reduceByKeyAndWindow(dstream.sum, dstream.subtract, 2, 1) end,
+            function(s) return pairs_of(s):reduceByKeyAndWindow(dstream.sum, 2, 1) end,
+        }) do
+            local err = error_of(batches.run, {{{"a", 1}}, {{"a", "2"}}}, build)
+            assert.matches("reduceByKeyAndWindow: dstream.sum needs numbers, got a string value for key \"a\"",
+                err, 1, true)
+            assert.matches("batch time 2000 ms", err, 1, true)
+        end
+        local err = error_of(batches.run, {{{"k", {}}}}, function(s)
+            return pairs_of(s):reduceByKeyAndWindow(dstream.min, 2, 1)
+        end)
+        assert.matches("reduceByKeyAndWindow: dstream.min needs numbers, got a table value for key \"k\"", err, 1, true)
+        err = error_of(batches.run, {{1, "x"}}, function(s) return s:reduceByWindow(dstream.max, 2, 1) end)
+        assert.matches("reduceByWindow: dstream.max needs numbers, got a string record", err, 1, true)
+        err = error_of(batches.run, {{{"a", 1}}}, function(s)
+            return pairs_of(s):reduceByWindow(dstream.sum, dstream.subtract, 2, 1)
+        end)
+        assert.matches("reduceByWindow: dstream.sum needs numbers, got a pair stream", err, 1, true)
+    end)
+
+    it("leaves the store as it was when filterF raises, and carries on", function()
+        local fail = false
+        local ssc = batches.context()
+        local input = {{{"a", 1}}, {{"a", 2}, {"b", 1}}, {{"a", 4}}, {{"a", 8}}}
+        local out = pairs_of(ssc:queueStream(input)):reduceByKeyAndWindow(dstream.sum, dstream.subtract, 2, 1,
+            function(k, v)
+                if fail then error("boom") end
+                return v ~= 0
+            end):collectBatches()
+        ssc:start()
+        ssc:advance(1)
+        fail = true
+        local err = error_of(ssc.advance, ssc, 1)
+        assert.matches("boom", err, 1, true)
+        assert.matches("batch time 2000 ms", err, 1, true)
+        fail = false
+        ssc:advance(2)
+        assert.same({{{"a", 1}}, {{"a", 6}, {"b", 1}}, {{"a", 12}}}, sorted_all(out))
+    end)
+
+    it("keeps the running values of a keyed window in C memory", function()
+        local ssc = batches.context()
+        local w = pairs_of(ssc:queueStream({{{"a", 1}, {"b", 2}}})):reduceByKeyAndWindow(dstream.sum,
+            dstream.subtract, 2, 1)
+        local lua = pairs_of(ssc:queueStream({})):reduceByKeyAndWindow(add, sub, 2, 1)
+        w:collectBatches()
+        lua:collectBatches()
+        ssc:start()
+        ssc:advance(1)
+        assert.is_true(window.state_memory(w) > 0)
+        assert.is_nil(window.state_memory(lua))
     end)
 end)
