@@ -20,7 +20,6 @@ local util = require "dstream.util"
 local stage = require "dstream.stage"
 local RDD = require "dstream.rdd"
 local DStream = require "dstream.stream"
-local core = require "dstream.core"
 
 local state = {}
 
@@ -37,7 +36,9 @@ local Store = {}
 Store.__index = Store
 
 local function check(rc, what)
-    if rc < 0 then fail(sformat("%s: %s", what, core.strerror and core.strerror(rc) or ("error " .. rc))) end
+    if rc < 0 then
+        fail(sformat("%s: %s: %s", what, ffi.string(C.ds_err_name(rc)), ffi.string(C.ds_strerror(rc))))
+    end
     return rc
 end
 
@@ -239,18 +240,54 @@ local function store_of(s, t)
     return store
 end
 
+-- Scratch arrays for a batch's number keys and their slots, grown as needed.
+local keys_buf, slots_buf, buf_cap = nil, nil, 0
+
+-- When every key of the batch is a number (not NaN): the slot of each, found
+-- by one C call whose cache misses overlap (ds_state_find_nums); else nil.
+local function batch_slots(store, ks, n)
+    for i = 1, n do
+        local k = ks[i]
+        if type(k) ~= "number" or k ~= k then return nil end
+    end
+    if n > buf_cap then
+        buf_cap = math.max(n, 2 * buf_cap)
+        keys_buf, slots_buf = ffi.new("double[?]", buf_cap), ffi.new("int32_t[?]", buf_cap)
+    end
+    for i = 1, n do keys_buf[i - 1] = ks[i] end
+    C.ds_state_find_nums(store.p, keys_buf, n, slots_buf)
+    return slots_buf
+end
+
 local function map_with_state(s, r, t)
     if not r.pairs then fail("mapWithState needs a pair stream, but its input holds single values") end
     local store = store_of(s, t)
     local f, st, timeout = s.spec.f, s.state_obj, s.spec.timeout_ms
     local ks, vs = r.a, r.b
     local out, m = {}, 0
+    -- Slots never move while their key lives, so the slots found before the
+    -- batch hold until its first removal; a key inserted since (found -1
+    -- here) is looked up again.
+    local slots = batch_slots(store, ks, r.n)
+    local p, item = store.p, store.item
     for i = 1, r.n do
         local k = ks[i]
-        local slot, cur, kind, bytes = store:lookup(k)
+        local slot, cur, kind, bytes
+        if slots then
+            slot, kind = slots[i - 1], NUM
+            if slot < 0 then
+                slot = C.ds_state_get_num(p, k, item)
+            else
+                C.ds_state_value(p, slot, item)
+            end
+            if slot >= 0 then cur = item_value(item) end
+        else
+            slot, cur, kind, bytes = store:lookup(k)
+        end
         reset(st, slot >= 0, cur, false)
         local mapped = f(k, vs[i], st)
         if st._removed then
+            slots = nil
             if slot >= 0 then store:remove(slot) end
         elseif st._updated then
             store:put(k, slot, kind, bytes, st._value, t)
