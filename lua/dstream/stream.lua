@@ -120,7 +120,9 @@ end
 
 --- Drop batches older than the stream must remember.
 function DStream:_forget(t)
-    local keep_after = t - self.remember_ms
+    -- The next batch that can ask for one is t + slide, and it reaches back
+    -- at most remember_ms: nothing at or before t + slide - remember_ms.
+    local keep_after = t + self.slide_ms - self.remember_ms
     for bt in pairs(self.generated) do
         if bt <= keep_after then self.generated[bt] = nil end
     end
