@@ -73,6 +73,8 @@ package.path = BENCH_DIR .. "?.lua;" .. package.path
 local ffi = require("ffi")
 local common = require("wordcount_common")
 local json = require("json")
+local stats = require("stats")
+local mean, median, ms, r2, interpreter = stats.mean, stats.median, stats.ms, stats.r2, stats.interpreter
 
 local now = common.now
 local floor, sformat = math.floor, string.format
@@ -158,21 +160,8 @@ local function full_gc()
     collectgarbage()
 end
 
-local function mean(xs)
-    local s = 0
-    for i = 1, #xs do s = s + xs[i] end
-    return s / #xs
-end
 
-local function median(xs)
-    local c = {}
-    for i = 1, #xs do c[i] = xs[i] end
-    table.sort(c)
-    return c[floor((#c + 1) / 2)]
-end
 
-local function ms(x) return floor(x * 1e6 + 0.5) / 1e3 end
-local function r2(x) return floor(x * 100 + 0.5) / 100 end
 
 -- Runs one variant: proc(keys) processes a batch, get(k) reads a key's
 -- state, held() counts the keys; returns its JSON line's fields.
@@ -285,11 +274,6 @@ end
 
 -- The driver: each variant as a process of its own ---------------------------------
 
-local function interpreter()
-    local i = -1
-    while arg[i - 1] ~= nil do i = i - 1 end
-    return arg[i] or "luajit"
-end
 
 local function run_child(name)
     local cmd = sformat("%s %s --variant %s --keys %d --batches %d --updates %d --load %s", interpreter(),

@@ -54,6 +54,8 @@ package.path = BENCH_DIR .. "?.lua;" .. package.path
 
 local common = require("wordcount_common")
 local json = require("json")
+local stats = require("stats")
+local mean, median, ms, interpreter = stats.mean, stats.median, stats.ms, stats.interpreter
 
 local now = common.now
 local floor, sformat = math.floor, string.format
@@ -93,20 +95,8 @@ end
 
 local opts = parse_args(arg)
 
-local function mean(xs)
-    local s = 0
-    for i = 1, #xs do s = s + xs[i] end
-    return s / #xs
-end
 
-local function median(xs)
-    local c = {}
-    for i = 1, #xs do c[i] = xs[i] end
-    table.sort(c)
-    return c[floor((#c + 1) / 2)]
-end
 
-local function ms(x) return floor(x * 1e6 + 0.5) / 1e3 end
 
 -- One size, in this process: n keys that stay.
 local function run(n)
@@ -194,11 +184,6 @@ local FIELDS = {"bench", "variant", "idle_keys", "batches", "expire_per_batch", 
     "expired_per_batch", "load_s",
     "keys_at_start", "keys_held", "store_bytes_per_key"}
 
-local function interpreter()
-    local i = -1
-    while arg[i - 1] ~= nil do i = i - 1 end
-    return arg[i] or "luajit"
-end
 
 local function run_child(n)
     local cmd = sformat("%s %s --run %d --keys %d --small %d --batches %d --expire %d --warm %d --timeout %d",
