@@ -18,18 +18,21 @@ for _, name in ipairs({"print", "foreachRDD", "saveAsTextFiles", "saveAsObjectFi
     DStream[name] = sinks[name]
 end
 
-local function duration(scale, name)
+-- Seconds from n units of `per_second` (a division for ms, so that
+-- dstream.ms(n) is the double nearest n / 1000, as n * 0.001 is not always).
+local function duration(name, per_second, seconds_each)
     return function(n)
         if type(n) ~= "number" then error(name .. ": argument #1 must be a number", 2) end
-        return n * scale
+        if per_second then return n / per_second end
+        return n * seconds_each
     end
 end
 
 --- Durations in seconds: dstream.ms(100) == 0.1.
-dstream.ms = duration(0.001, "ms")
-dstream.seconds = duration(1, "seconds")
-dstream.minutes = duration(60, "minutes")
-dstream.hours = duration(3600, "hours")
+dstream.ms = duration("ms", 1000)
+dstream.seconds = duration("seconds", nil, 1)
+dstream.minutes = duration("minutes", nil, 60)
+dstream.hours = duration("hours", nil, 3600)
 
 --- StreamingContext{batchInterval = s, clock = "system"|"manual", ...}
 dstream.StreamingContext = setmetatable({}, {

@@ -347,3 +347,28 @@ describe("StreamingContext options not built yet", function()
         end
     end)
 end)
+
+describe("parts of the API not built yet", function()
+    it("raise a clear error at the user's call for kafkaStream and getOrCreate", function()
+
+        local ssc = dstream.StreamingContext{batchInterval = 1, clock = "manual"}
+        local ok, err = pcall(function() return ssc:kafkaStream{brokers = "localhost:9092", topics = {"t"}} end)
+        assert.is_false(ok)
+        assert.matches("kafkaStream .* not available in this version", err)
+        assert.matches("context_spec%.lua:%d+", err)
+        ok, err = pcall(function() return dstream.StreamingContext.getOrCreate("/tmp/x", function() end) end)
+        assert.is_false(ok)
+        assert.matches("getOrCreate .* not available in this version", err)
+    end)
+end)
+
+describe("dstream.ms", function()
+    it("gives the double nearest n / 1000", function()
+
+        assert.are.equal(0.1, dstream.ms(100))
+        for n = 1, 5000 do assert.are.equal(n / 1000, dstream.ms(n)) end
+        assert.are.equal(90, dstream.minutes(1.5))
+        assert.are.equal(7200, dstream.hours(2))
+        assert.has_error(function() dstream.ms("5") end)
+    end)
+end)
