@@ -33,7 +33,8 @@ if not port then
     end
     f:close()
     local here = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
-    generator = assert(io.popen(string.format("luajit %s/wordgen.lua --port 0 --file %s --lines-then-hold --seconds %g", here, sample, seconds + 2)))
+    generator = assert(io.popen(string.format(
+        "luajit %s/wordgen.lua --port 0 --file %s --lines-then-hold --seconds %g", here, sample, seconds + 2)))
     port = tonumber((generator:read("*l") or ""):match(":(%d+)"))
     if not port then error("static_join: the generator did not start") end
 end

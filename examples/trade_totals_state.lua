@@ -28,7 +28,7 @@ local function hour_of(t)
     return math.ceil(t / HOUR_MS)
 end
 
-local function add_trade(product, trade, state)
+local function add_trade(_, trade, state)
     if trade == nil then return nil end -- timed out: idle for a day, dropped
     local hour, cents = trade[1], trade[2]
     local ring = state:getOption() or {hours = {}, sums = {}}

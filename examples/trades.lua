@@ -27,12 +27,11 @@ function trades.batches(opts)
     for b = 1, opts.n_batches do
         local batch = {}
         -- Some products pause for hours, so keys leave the 24-hour window.
-        for i = 1, next_int(opts.per_batch) do
+        for _ = 1, next_int(opts.per_batch) do
             local p = next_int(opts.products)
             if (p + math.floor(b / 180)) % 7 ~= 0 then
                 batch[#batch + 1] = string.format("P%03d %d", p, next_int(100000))
             end
-            i = i + 1
         end
         out[b] = batch
     end

@@ -2,7 +2,8 @@
 # Runs every test of dstream and prints the total as its last line:
 #   N passed, N failed
 # C unit tests run twice (a normal build and an ASan+UBSan build, by ctest);
-# the busted specs run under LuaJIT against the normal build.
+# luacheck checks every Lua file (one check); the busted specs run under
+# LuaJIT against the normal build.
 set -u
 cd "$(dirname "$0")/.."
 jobs=$(nproc 2>/dev/null || echo 2)
@@ -39,6 +40,13 @@ if build build-asan -DCMAKE_BUILD_TYPE=Debug -DDS_SANITIZE=ON; then
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest_count build-asan c+asan
 else
   echo "sanitizer build failed:"; tail -n 40 build-asan.log; failed=$((failed + 1))
+fi
+
+# luacheck (.luacheckrc): the Lua modules, the command, examples, benchmarks and specs.
+if luacheck --formatter plain lua bin/dstream examples bench spec >luacheck.log 2>&1; then
+  echo "[lint] luacheck: no warnings"; passed=$((passed + 1))
+else
+  echo "[lint] luacheck:"; sed 's/^/[lint] /' luacheck.log; failed=$((failed + 1))
 fi
 
 if [ -f build/dstream/core.so ]; then

@@ -131,7 +131,8 @@ local function emit_element(ops, i, seg, depth)
     elseif kind == "flatMapToPair" then
         local kv, k, v = "kv" .. i, "k" .. i, "v" .. i
         line(format("local %s = %s[%s]", kv, arr, j))
-        line(format("if type(%s) ~= 'table' then fail(%d, 'function must return an array of {key, value} pairs, got an element of type ' .. type(%s)) end", kv, i, kv), i)
+        line(format("if type(%s) ~= 'table' then fail(%d, 'function must return an array of {key, value} pairs, "
+            .. "got an element of type ' .. type(%s)) end", kv, i, kv), i)
         line(format("local %s, %s = %s[1], %s[2]", k, v, kv, kv))
         line(format("if %s == nil or %s == nil then fail(%d, 'a pair {key, value} has a nil key or value') end", k, v, i), i)
         return emit_ops(ops, i + 1, {k = k, v = v}, "p", seg, depth)

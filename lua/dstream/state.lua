@@ -300,7 +300,7 @@ local function map_with_state(s, r, t)
         end
     end
     if timeout then
-        local p, kitem, item = store.p, store.kitem, store.item
+        local kitem = store.kitem
         while true do
             local rc = C.ds_state_expire(p, t, kitem, item)
             if rc == 0 then break end

@@ -159,7 +159,7 @@ describe("mapWithState", function()
         local input = ssc:queueStream({{1, 2, 3, 4}}):flatMapToPair(function(x)
             return {{{"k", x % 2}, 1}, {x % 2 == 0, 1}, {x % 2, 1}, {tostring(x % 2), 1}}
         end)
-        local snaps = input:mapWithState(dstream.StateSpec(function(k, v, state)
+        local snaps = input:mapWithState(dstream.StateSpec(function(_, v, state)
             state:update((state:getOption() or 0) + v)
             return nil
         end)):stateSnapshots()
@@ -178,7 +178,7 @@ describe("mapWithState", function()
 
     it("keeps table states, strings with NUL bytes and nested arrays as they were", function()
         local ssc = context()
-        local mapped = pairs_of(ssc, {{"u 1"}, {"u 2"}}):mapWithState(dstream.StateSpec(function(k, v, state)
+        local mapped = pairs_of(ssc, {{"u 1"}, {"u 2"}}):mapWithState(dstream.StateSpec(function(_, v, state)
             local s = state:getOption() or {events = {}, tag = "a\0b"}
             s.events[#s.events + 1] = v
             state:update(s)

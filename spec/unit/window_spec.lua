@@ -557,7 +557,7 @@ describe("built-in reducers in window operations", function()
         local ssc = batches.context()
         local input = {{{"a", 1}}, {{"a", 2}, {"b", 1}}, {{"a", 4}}, {{"a", 8}}}
         local out = pairs_of(ssc:queueStream(input)):reduceByKeyAndWindow(dstream.sum, dstream.subtract, 2, 1,
-            function(k, v)
+            function(_, v)
                 if fail then error("boom") end
                 return v ~= 0
             end):collectBatches()
