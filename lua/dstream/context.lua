@@ -188,21 +188,27 @@ function Context:parallelizePairs(t)
             n = n + 1
             ks[n], vs[n] = kv[1], kv[2]
         end
-        for k in pairs(t) do
+        local k = next(t)
+        while k ~= nil do
             if type(k) ~= "number" then
                 error("parallelizePairs: mixes an array of {key, value} pairs with named keys", 2)
             end
+            k = next(t, k)
         end
     else
         local keys = {}
-        for k in pairs(t) do keys[#keys + 1] = k end
+        local k = next(t)
+        while k ~= nil do
+            keys[#keys + 1] = k
+            k = next(t, k)
+        end
         table.sort(keys, function(a, b)
             if type(a) == type(b) and type(a) ~= "boolean" then return a < b end
             return tostring(a) < tostring(b)
         end)
-        for _, k in ipairs(keys) do
+        for _, key in ipairs(keys) do
             n = n + 1
-            ks[n], vs[n] = k, t[k]
+            ks[n], vs[n] = key, t[key]
         end
     end
     self.static_count = self.static_count + 1

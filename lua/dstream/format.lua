@@ -20,15 +20,17 @@ local function show_table(t, depth)
     local n, parts = #t, {}
     for i = 1, n do parts[i] = show(t[i], depth + 1) end
     local keys = {}
-    for k in pairs(t) do
+    local k = next(t)
+    while k ~= nil do
         if not (type(k) == "number" and k >= 1 and k <= n and k == floor(k)) then keys[#keys + 1] = k end
+        k = next(t, k)
     end
     if #keys > 0 then
         sort(keys, function(a, b)
             if type(a) == type(b) and type(a) ~= "boolean" then return a < b end
             return type(a) < type(b)
         end)
-        for _, k in ipairs(keys) do parts[#parts + 1] = show(k, depth + 1) .. "=" .. show(t[k], depth + 1) end
+        for _, key in ipairs(keys) do parts[#parts + 1] = show(key, depth + 1) .. "=" .. show(t[key], depth + 1) end
     end
     return "{" .. concat(parts, ", ") .. "}"
 end

@@ -2,6 +2,7 @@
 ---
 --- `local dstream = require "dstream"` loads everything and also sets the one
 --- global `dstream`, so that `luajit -i -l dstream` gives a ready REPL.
+require("dstream.jitopt").apply()
 local Context = require "dstream.context"
 local DStream = require "dstream.stream"
 require "dstream.window" -- adds the window operations to DStream

@@ -54,8 +54,10 @@ local scratch = {}
 local function composite_problem(t)
     local len = #t
     local count = 0
-    for _ in next, t do
+    local k = next(t)
+    while k ~= nil do
         count = count + 1
+        k = next(t, k)
     end
     if count ~= len then
         return "key table is not an array (it has holes or non-integer keys)"

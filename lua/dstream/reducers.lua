@@ -59,8 +59,10 @@ recognise(RDD, "reduce", false)
 
 --- The name of a built-in reducer, or nil for any other function.
 function reducers.name_of(f)
-    for name, g in pairs(reducers) do
+    local name, g = next(reducers)
+    while name ~= nil do
         if g == f and name ~= "name_of" then return name end
+        name, g = next(reducers, name)
     end
     return nil
 end

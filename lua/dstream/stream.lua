@@ -123,8 +123,12 @@ function DStream:_forget(t)
     -- The next batch that can ask for one is t + slide, and it reaches back
     -- at most remember_ms: nothing at or before t + slide - remember_ms.
     local keep_after = t + self.slide_ms - self.remember_ms
-    for bt in pairs(self.generated) do
-        if bt <= keep_after then self.generated[bt] = nil end
+    local generated = self.generated
+    local bt = next(generated)
+    while bt ~= nil do
+        local after = next(generated, bt) -- before the entry is cleared
+        if bt <= keep_after then generated[bt] = nil end
+        bt = after
     end
 end
 
@@ -229,7 +233,12 @@ local function per_batch(self, kind, pairs_, compute, extra)
         if r == nil then return nil end
         return compute(s, r, t)
     end}
-    for k, v in pairs(extra or {}) do fields[k] = v end
+    extra = extra or {}
+    local k, v = next(extra)
+    while k ~= nil do
+        fields[k] = v
+        k, v = next(extra, k)
+    end
     return DStream.new(self.ctx, fields)
 end
 

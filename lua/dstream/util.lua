@@ -56,13 +56,19 @@ function util.check_options(op, opts, allowed, level)
     if type(opts) ~= "table" then
         error(format("%s: options must be a table, got %s", op, type(opts)), (level or 2) + 1)
     end
-    for k in pairs(opts) do
+    local k = next(opts)
+    while k ~= nil do
         if not allowed[k] then
             local names = {}
-            for name in pairs(allowed) do names[#names + 1] = name end
+            local name = next(allowed)
+            while name ~= nil do
+                names[#names + 1] = name
+                name = next(allowed, name)
+            end
             table.sort(names)
             error(format("%s: unknown option %q (allowed: %s)", op, tostring(k), table.concat(names, ", ")), (level or 2) + 1)
         end
+        k = next(opts, k)
     end
     return opts
 end

@@ -37,10 +37,14 @@
 --- JIT: loops end a trace, so the paths a small value takes (varints of up
 --- to three bytes, doubles) are written out; the loops left are the ones a
 --- table needs (its keys, its entries, the sort). No path aborts a trace
---- with an NYI (a spec checks).
+--- with an NYI (a spec checks). Tables are walked by calling next()
+--- directly, never with `for k, v in next, t`: Debian 12's LuaJIT can end
+--- such a loop early once it has been blacklisted (spec/unit/luajit_spec.lua),
+--- which made this encoder write more entries than the count it had written.
 ---
 --- DECODING reads through a `const uint8_t *` with every read bounds-checked
---- against len, so no input makes it look outside its len bytes; counts
+--- against len, so no input makes it look outside its len bytes; a NaN
+--- with any payload becomes Lua's one NaN, as in the C glue; counts
 --- that the bytes left could not hold are refused before anything is
 --- allocated. The checks and their messages are the C reader's
 --- (ds_codec_check), in the same order.
@@ -76,6 +80,7 @@ local SCRATCH_START = 256
 local SCRATCH_KEEP = 4 * 1024 * 1024
 local SORT_INSERTION = 12
 local TWO52, TWO63 = 2 ^ 52, 2 ^ 63
+local NAN = 0 / 0
 
 local TAG_FALSE, TAG_TRUE, TAG_INT, TAG_DOUBLE = 1, 2, 3, 4
 local TAG_STR, TAG_ARRAY, TAG_MAP = 5, 6, 7
@@ -312,7 +317,8 @@ local function encode_map_bytes(p, t, n, depth)
     p = put_head(p, TAG_MAP, n)
     local body, base = p, ents_top
     local e = base
-    for k, v in next, t do
+    local k, v = next(t)
+    while k ~= nil do
         ents[e + 1] = p
         p = put_scalar(p, k)
         if p == nil then
@@ -326,6 +332,7 @@ local function encode_map_bytes(p, t, n, depth)
             p = put_scalar(p, v) or type_error(type(v), false)
         end
         e = e + 2
+        k, v = next(t, k)
     end
     ents_top = base
     if n > 1 then
@@ -348,12 +355,14 @@ end
 local function encode_map(p, t, depth)
     local base = keys_top
     local n, others = 0, 0
-    for k in next, t do
+    local k = next(t)
+    while k ~= nil do
         n = n + 1
         keys[base + n] = k
         if type(k) ~= "string" or #k >= 128 then
             others = others + 1
         end
+        k = next(t, k)
     end
     if others > 0 then
         for i = base + 1, base + n do
@@ -365,10 +374,10 @@ local function encode_map(p, t, depth)
     keys_top = base + n
     p = put_head(p, TAG_MAP, n)
     for i = base + 1, base + n do
-        local k = keys[i]
+        local key = keys[i]
         keys[i] = nil
-        p = put_string(p, k)
-        local v = t[k]
+        p = put_string(p, key)
+        local v = t[key]
         if type(v) == "table" then
             p = encode_table(p, v, depth)
         else
@@ -383,11 +392,13 @@ end
 local function table_shape(t)
     local n = #t
     local count, others = 0, 0 -- keys, keys not in 1..n
-    for k in next, t do
+    local k = next(t)
+    while k ~= nil do
         count = count + 1
         if type(k) ~= "number" or k < 1 or k > n or k ~= floor(k) then
             others = others + 1
         end
+        k = next(t, k)
     end
     return count, others == 0 and count == n
 end
@@ -612,6 +623,16 @@ local function get_double(p, len, pos)
     if len - pos < 9 then
         fail(MSG_TRUNCATED, "double at offset %d needs 8 bytes, %d left", pos,
             len - pos - 1)
+    end
+    -- A NaN is told by its bits before it becomes a double: LuaJIT keeps
+    -- other values inside NaNs, so a NaN with a payload read as a double
+    -- could be a table pointer. Every NaN decodes as Lua's own 0/0, as the
+    -- C glue's lua_pushnumber() makes it.
+    local hi, next_hi = p[pos + 8], p[pos + 7]
+    if band(hi, 0x7f) == 0x7f and next_hi >= 0xf0 and (band(next_hi, 0x0f) ~= 0
+            or bor(p[pos + 1], p[pos + 2], p[pos + 3], p[pos + 4], p[pos + 5],
+                p[pos + 6]) ~= 0) then
+        return NAN, pos + 9
     end
     local b = dbl.b
     b[SWAP] = p[pos + 1]

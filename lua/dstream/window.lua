@@ -432,7 +432,11 @@ end
 
 local function keyed_commit(st, changed, drop, nd, na, add_k, add_v, kept)
     local vals = st.vals
-    for s, v in pairs(changed) do vals[s] = v end
+    local s, v = next(changed)
+    while s ~= nil do
+        vals[s] = v
+        s, v = next(changed, s)
+    end
     for i = 1, nd do running_remove(st, drop[i]) end
     for i = 1, na do
         if kept[i] then running_add(st, add_k[i], add_v[i]) end
