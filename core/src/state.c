@@ -1379,6 +1379,16 @@ int ds_state_set_enc(ds_state_t *s, int slot, const char *value,
   return set(s, (uint32_t)slot, &v, now_ms);
 }
 
+int ds_state_touch(ds_state_t *s, int slot, int64_t now_ms) {
+  int err;
+  if (!slot_live(s, slot))
+    return DS_EINVAL;
+  if ((err = touch_prepare(s, now_ms)) != 0)
+    return err;
+  touch(s, (uint32_t)slot, 0, now_ms);
+  return 0;
+}
+
 /* --- removing ------------------------------------------------------------ */
 
 /* Remove the live slot whose index word is at pos. */

@@ -1102,6 +1102,27 @@ static void test_timeouts(void) {
  * 101 on the 10 keys of batch b - 100 expire at b. Store `big` also gets
  * 100000 keys at batch 100. Expiry must examine the same entries in both:
  * its cost follows the keys that expire, not the keys held. */
+/* A touched key keeps its value and bytes and starts its idle time again. */
+static void test_touch(void) {
+  ds_state_t *s = ds_state_new(3000);
+  ds_state_item_t k, v;
+  int64_t t;
+  int slot = ds_state_put_bytes_enc(s, DS_STATE_STR, "key", 3, "\5\3abc", 5,
+                                    1000);
+  CHECK(slot >= 0);
+  CHECK_EQ_INT(ds_state_touch(s, slot, 2000), 0);
+  CHECK_EQ_INT(ds_state_time(s, slot, &t), 0);
+  CHECK_EQ_INT(t, 2000);
+  CHECK_EQ_INT(ds_state_expire(s, 4000, &k, &v), 0);
+  CHECK(ds_state_value(s, slot, &v) >= 0);
+  CHECK(v.kind == DS_STATE_ENC && v.len == 5 && memcmp(v.ptr, "\5\3abc", 5) == 0);
+  CHECK_EQ_INT(ds_state_expire(s, 5000, &k, &v), 1);
+  CHECK(k.len == 3 && memcmp(k.ptr, "key", 3) == 0);
+  CHECK_EQ_INT(ds_state_touch(s, slot, 6000), DS_EINVAL);
+  CHECK_EQ_INT(ds_state_touch(s, -1, 6000), DS_EINVAL);
+  ds_state_free(s);
+}
+
 static void test_timeout_cost(void) {
   ds_state_t *small = ds_state_new(100000), *big = ds_state_new(100000);
   ds_state_stats_t a, b;
@@ -1538,6 +1559,7 @@ int main(void) {
   test_snapshot_round_trip();
   test_snapshot_errors();
   test_timeouts();
+  test_touch();
   test_timeout_cost();
   test_timeout_compaction();
   test_timeout_stale_runs();

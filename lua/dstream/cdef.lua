@@ -71,6 +71,10 @@ int ds_state_set_num(ds_state_t *s, int slot, double value, int64_t now_ms);
 int ds_state_set_enc(ds_state_t *s, int slot, const char *value,
                      uint32_t vlen, int64_t now_ms);
 
+/* Mark a live slot's key as used at now_ms (its idle time starts again),
+ * its value unchanged. 0, or DS_ENOMEM / DS_EINVAL with nothing changed. */
+int ds_state_touch(ds_state_t *s, int slot, int64_t now_ms);
+
 /* Remove a key: 1 if it was there, 0 if not. Never fails. */
 int ds_state_remove_num(ds_state_t *s, double key);
 int ds_state_remove_bytes(ds_state_t *s, int kind, const char *key,

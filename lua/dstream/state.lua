@@ -35,9 +35,18 @@ end
 local Store = {}
 Store.__index = Store
 
-local function check(rc, what)
+-- The store's limits, as core/src/state.c sets them (MAX_SLOTS, MAX_SLABS).
+local MAX_KEYS = 2 ^ 25 - 1
+
+local function check(rc, what, store)
     if rc < 0 then
-        fail(sformat("%s: %s: %s", what, ffi.string(C.ds_err_name(rc)), ffi.string(C.ds_strerror(rc))))
+        local name = ffi.string(C.ds_err_name(rc))
+        if name == "ERANGE" and store then
+            fail(sformat("%s: the state store is full: it holds %d keys, and %d keys (or 32 GiB of states "
+                .. "under 1 KiB each) is the most one stateful stream can keep (ERANGE)", what,
+                store:count(), MAX_KEYS))
+        end
+        fail(sformat("%s: %s: %s", what, name, ffi.string(C.ds_strerror(rc))))
     end
     return rc
 end
@@ -92,17 +101,22 @@ end
 function Store:put(k, slot, kind, bytes, v, t)
     local p, opname = self.p, self.opname
     if slot >= 0 then
-        if type(v) == "number" then return check(C.ds_state_set_num(p, slot, v, t), opname) end
+        if type(v) == "number" then return check(C.ds_state_set_num(p, slot, v, t), opname, self) end
         local enc = encode_state(opname, v)
-        return check(C.ds_state_set_enc(p, slot, enc, #enc, t), opname)
+        return check(C.ds_state_set_enc(p, slot, enc, #enc, t), opname, self)
     end
     if type(v) == "number" then
-        if kind == NUM then return check(C.ds_state_put_num_num(p, k, v, t), opname) end
-        return check(C.ds_state_put_bytes_num(p, kind, bytes, #bytes, v, t), opname)
+        if kind == NUM then return check(C.ds_state_put_num_num(p, k, v, t), opname, self) end
+        return check(C.ds_state_put_bytes_num(p, kind, bytes, #bytes, v, t), opname, self)
     end
     local enc = encode_state(opname, v)
-    if kind == NUM then return check(C.ds_state_put_num_enc(p, k, enc, #enc, t), opname) end
-    return check(C.ds_state_put_bytes_enc(p, kind, bytes, #bytes, enc, #enc, t), opname)
+    if kind == NUM then return check(C.ds_state_put_num_enc(p, k, enc, #enc, t), opname, self) end
+    return check(C.ds_state_put_bytes_enc(p, kind, bytes, #bytes, enc, #enc, t), opname, self)
+end
+
+--- Mark slot's key as used at batch time t, its state unchanged.
+function Store:touch(slot, t)
+    return check(C.ds_state_touch(self.p, slot, t), self.opname, self)
 end
 
 function Store:remove(slot)
@@ -202,7 +216,7 @@ end
 local StateSpec = {}
 StateSpec.__index = StateSpec
 
---- StateSpec(f): f(key, value, state) returns the mapped record (nil emits nothing).
+--- StateSpec(f): f(key, value, state, timeMs) returns the mapped record (nil emits nothing).
 function state.StateSpec(f)
     util.check_function("StateSpec", 1, "f", f, 2)
     return setmetatable({f = f}, StateSpec)
@@ -285,14 +299,16 @@ local function map_with_state(s, r, t)
             slot, cur, kind, bytes = store:lookup(k)
         end
         reset(st, slot >= 0, cur, false)
-        local mapped = f(k, vs[i], st)
+        local mapped = f(k, vs[i], st, t)
         if st._removed then
             slots = nil
             if slot >= 0 then store:remove(slot) end
         elseif st._updated then
             store:put(k, slot, kind, bytes, st._value, t)
         elseif slot >= 0 and timeout then
-            store:put(k, slot, kind, bytes, cur, t) -- data arrived: the key is not idle
+            -- Data arrived: the key is not idle. Its stored state stays as it
+            -- was, even if f changed the table get() gave it (a copy).
+            store:touch(slot, t)
         end
         if mapped ~= nil then
             m = m + 1
@@ -307,7 +323,7 @@ local function map_with_state(s, r, t)
             check(rc, "mapWithState")
             local k = item_value(kitem)
             reset(st, true, item_value(item), true)
-            local mapped = f(k, nil, st)
+            local mapped = f(k, nil, st, t)
             if mapped ~= nil then
                 m = m + 1
                 out[m] = mapped
@@ -317,7 +333,7 @@ local function map_with_state(s, r, t)
     return RDD.new(m, out, nil, {m}, t, s:_rdd_id(t))
 end
 
---- mapWithState(spec): per record f(key, value, state) -> mapped record.
+--- mapWithState(spec): per record f(key, value, state, timeMs) -> mapped record.
 function DStream:mapWithState(spec)
     if getmetatable(spec) ~= StateSpec then
         error("mapWithState: argument #1 must be a dstream.StateSpec(f)", 2)
@@ -358,14 +374,22 @@ local function update_state(s, r, t)
     local store = store_of(s, t)
     local f = s.f
     local m, ks, groups = shuffle.group_by_key("updateStateByKey", r.n, r.a, r.b, r.ends)
-    local seen = {}
+    -- Keys with new values, by kind: the string "\2" and the key true
+    -- (encoded "\2") are two keys.
+    local seen_num, seen_str, seen_enc = {}, {}, {}
     local oks, ovs, n = {}, {}, 0
     -- Keys with new values, in arrival order.
     for i = 1, m do
         local k = ks[i]
         local slot, cur, kind, bytes = store:lookup(k)
-        seen[kind == NUM and k or bytes] = true
-        local new = f(groups[i], cur)
+        if kind == NUM then
+            seen_num[k] = true
+        elseif kind == STR then
+            seen_str[bytes] = true
+        else
+            seen_enc[bytes] = true
+        end
+        local new = f(groups[i], cur, t)
         if new == nil then
             if slot >= 0 then store:remove(slot) end
         else
@@ -380,12 +404,17 @@ local function update_state(s, r, t)
     while slot >= 0 do
         C.ds_state_key(p, slot, kitem)
         local kind = kitem.kind
-        local id = kind == NUM and kitem.num or ffi.string(kitem.ptr, kitem.len)
+        local seen
+        if kind == NUM then
+            seen = seen_num[kitem.num]
+        else
+            seen = (kind == STR and seen_str or seen_enc)[ffi.string(kitem.ptr, kitem.len)]
+        end
         local nxt = C.ds_state_next(p, slot)
-        if not seen[id] then
+        if not seen then
             C.ds_state_value(p, slot, item)
             local k = item_value(kitem)
-            local new = f({}, item_value(item))
+            local new = f({}, item_value(item), t)
             if new == nil then
                 store:remove(slot)
             else
@@ -399,7 +428,7 @@ local function update_state(s, r, t)
     return RDD.new(n, oks, ovs, {n}, t, s:_rdd_id(t))
 end
 
---- updateStateByKey(f, initialRDD): f(newValues, oldState) -> newState, nil removes the key.
+--- updateStateByKey(f, initialRDD): f(newValues, oldState, timeMs) -> newState, nil removes the key.
 function DStream:updateStateByKey(f, initialRDD)
     util.check_function("updateStateByKey", 1, "f", f, 2)
     if self.pairs == false then
