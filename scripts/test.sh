@@ -42,6 +42,28 @@ else
   echo "sanitizer build failed:"; tail -n 40 build-asan.log; failed=$((failed + 1))
 fi
 
+# The libFuzzer targets in fuzz/ (clang, ASan, UBSan), each for a bounded
+# number of inputs (DS_FUZZ_RUNS, default 300000; a long run is
+# DS_FUZZ_RUNS=-1 with -max_total_time in DS_FUZZ_ARGS).
+fuzz_runs=${DS_FUZZ_RUNS:-300000}
+if ! command -v clang >/dev/null; then
+  echo "[fuzz] clang is not installed (the README's first command installs it)"; failed=$((failed + 1))
+elif CC=clang build build-fuzz -DCMAKE_BUILD_TYPE=Debug -DDS_SANITIZE=ON -DDS_FUZZ=ON; then
+  for target in build-fuzz/fuzz_*; do
+    [ -x "$target" ] || continue
+    name=$(basename "$target")
+    artifacts=$(mktemp -d)
+    if "$target" -runs="$fuzz_runs" -artifact_prefix="$artifacts/" ${DS_FUZZ_ARGS:-} >"build-fuzz/$name.log" 2>&1; then
+      echo "[fuzz] $name: $(grep -E '^Done [0-9]+ runs' "build-fuzz/$name.log")"; passed=$((passed + 1))
+    else
+      echo "[fuzz] $name failed; input kept in $artifacts:"; grep -E 'fuzz_|ERROR|SUMMARY' "build-fuzz/$name.log" | head -n 20 | sed 's/^/[fuzz] /'
+      failed=$((failed + 1))
+    fi
+  done
+else
+  echo "fuzz build failed:"; tail -n 40 build-fuzz.log; failed=$((failed + 1))
+fi
+
 # luacheck (.luacheckrc): the Lua modules, the command, examples, benchmarks and specs.
 if luacheck --formatter plain lua bin/dstream examples bench spec >luacheck.log 2>&1; then
   echo "[lint] luacheck: no warnings"; passed=$((passed + 1))
