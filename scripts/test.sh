@@ -2,8 +2,9 @@
 # Runs every test of dstream and prints the total as its last line:
 #   N passed, N failed
 # C unit tests run twice (a normal build and an ASan+UBSan build, by ctest);
-# luacheck checks every Lua file (one check); the busted specs run under
-# LuaJIT against the normal build.
+# the fuzz targets run for a bounded number of inputs; luacheck checks every
+# Lua file (one check); the busted specs run under LuaJIT twice, against the
+# normal build and against the ASan+UBSan build of the C module.
 set -u
 cd "$(dirname "$0")/.."
 jobs=$(nproc 2>/dev/null || echo 2)
@@ -71,17 +72,29 @@ else
   echo "[lint] luacheck:"; sed 's/^/[lint] /' luacheck.log; failed=$((failed + 1))
 fi
 
-if [ -f build/dstream/core.so ]; then
-  tap=$(busted -o TAP "$@" 2>&1)
-  echo "$tap" | grep -vE '^ok ' | sed 's/^/[spec] /'
+specs() { # label, env and busted args...
+  local label=$1 tap ok notok plan; shift
+  tap=$(env "$@" -o TAP 2>&1)
+  echo "$tap" | grep -vE '^ok ' | sed "s/^/[$label] /"
   ok=$(echo "$tap" | grep -cE '^ok ')
   notok=$(echo "$tap" | grep -cE '^not ok ')
   plan=$(echo "$tap" | grep -E '^1\.\.[0-9]+' | tail -n 1 | sed 's/^1\.\.//')
   passed=$((passed + ok))
   failed=$((failed + notok))
   if [ -z "$plan" ] || [ $((ok + notok)) -ne "$plan" ]; then
-    echo "[spec] busted did not finish its plan"; failed=$((failed + 1))
+    echo "[$label] busted did not finish its plan"; failed=$((failed + 1))
   fi
+}
+
+if [ -f build/dstream/core.so ]; then
+  specs spec busted "$@"
+fi
+# The specs again against the ASan+UBSan build of the C module (.busted's
+# "asan" run); LuaJIT itself is not instrumented, so its runtimes are
+# preloaded and leak checking (which would report LuaJIT's own) is off.
+if [ -f build-asan/dstream/core.so ]; then
+  specs spec+asan LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)" \
+    ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1 busted --run=asan "$@"
 fi
 
 echo "$passed passed, $failed failed"
