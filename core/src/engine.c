@@ -158,11 +158,9 @@ int64_t ds_engine_wait_ms(ds_engine_t *e) {
 }
 
 int ds_engine_due_by(ds_engine_t *e, int64_t until_ms, int64_t *t) {
-  int64_t now;
   if (!e->started)
     return 0;
-  now = ds_clock_now(&e->clock);
-  return ds_sched_due(&e->sched, until_ms > now ? until_ms : now, t);
+  return ds_sched_due(&e->sched, until_ms, t);
 }
 
 int64_t ds_engine_settle_time(const ds_engine_t *e, int64_t t) {

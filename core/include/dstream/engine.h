@@ -57,8 +57,9 @@ int64_t ds_engine_wait_ms(ds_engine_t *e);
 /* Manual clock: move time to ms. */
 int ds_engine_advance(ds_engine_t *e, int64_t ms);
 /* The time of the next batch if it is at most until_ms, whatever the clock
- * says: set *t, advance, return 1; else 0. For a stop that runs the batches
- * its outputs still need at once instead of waiting for them. */
+ * says (earlier or later): set *t, advance, return 1; else 0. For a stop
+ * that runs the batches its outputs still need at once instead of waiting
+ * for them, and none after them however far behind the clock it is. */
 int ds_engine_due_by(ds_engine_t *e, int64_t until_ms, int64_t *t);
 /* The earliest time T >= t such that every output node produces a batch in
  * [t, T]: running every batch up to T shows the data of batch t to every
