@@ -1,9 +1,10 @@
 --- StreamingContext: one graph, one clock, one engine, and the driver loop.
 ---
 --- The driver pumps the C engine: run libuv for at most the time until the
---- next batch (or the next receiver poll), then run every batch that has
---- fallen due: take each source's data for that time, run every output
---- operation's job, tell the listeners. C never calls Lua; errors raised by
+--- next batch (or the next receiver poll; without waiting when a batch is
+--- due), check signals and deadlines, then run one batch that has fallen due:
+--- take each source's data for that time, run every output operation's job,
+--- tell the listeners. C never calls Lua; errors raised by
 --- user code are caught per job, named (operator, stream, batch time, user
 --- traceback) and re-raised from advance() / awaitTermination*().
 local core = require "dstream.core"
