@@ -24,6 +24,7 @@ static volatile sig_atomic_t grace_s;      /* alarm after the first signal */
 static uv_async_t *volatile wake_handle;   /* the watching engine's */
 static ds_engine_t *watcher;
 static struct sigaction old_int, old_term, old_alrm;
+static int alarm_taken;
 
 static void say(const char *msg) {
   ssize_t rc = write(STDERR_FILENO, msg, strlen(msg));
@@ -80,7 +81,10 @@ int ds_engine_watch_signals(ds_engine_t *e, int64_t grace_ms) {
     sa.sa_flags = SA_RESTART;
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
-    sigaction(SIGALRM, &sa, &old_alrm);
+    /* SIGALRM only with a grace period: a script may use alarm() itself. */
+    alarm_taken = grace_s > 0;
+    if (alarm_taken)
+      sigaction(SIGALRM, &sa, &old_alrm);
   }
   watcher = e;
   return 0;
@@ -102,7 +106,9 @@ static void unwatch(ds_engine_t *e) {
   watcher = NULL;
   sigaction(SIGINT, &old_int, NULL);
   sigaction(SIGTERM, &old_term, NULL);
-  sigaction(SIGALRM, &old_alrm, NULL);
+  if (alarm_taken)
+    sigaction(SIGALRM, &old_alrm, NULL);
+  alarm_taken = 0;
 }
 
 int ds_engine_init(ds_engine_t *e, int64_t batch_ms, int manual) {
