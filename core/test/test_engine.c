@@ -1,5 +1,6 @@
 /* The engine's clock, scheduler and graph: batches fall due once each, in
  * order, none skipped; graphs are validated and remember what windows need. */
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -63,6 +64,8 @@ static int in_child(void (*fn)(void)) {
   int status = -1;
   pid_t pid = fork();
   if (pid == 0) {
+    int devnull = open("/dev/null", O_WRONLY);
+    dup2(devnull, STDERR_FILENO); /* the child's message is not the test's */
     fn();
     _exit(0);
   }
