@@ -28,8 +28,10 @@ local OPTIONS = {
 
 local contexts_made = 0
 
---- Set by the dstream command: signals (stop cleanly on SIGINT / SIGTERM)
---- and on_start(ctx) (dstream explain prints the graph instead of running).
+--- Set by the dstream command: signals (stop cleanly on SIGINT / SIGTERM; a
+--- second one ends the process), stop_grace (seconds after the first signal
+--- at which the process ends anyway; nil: none) and on_start(ctx) (dstream
+--- explain prints the graph instead of running).
 Context.hooks = {}
 
 --- StreamingContext{batchInterval = s, clock = "system"|"manual", ...}
