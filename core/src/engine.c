@@ -3,8 +3,10 @@
  * WHY A WAKE TIMER: uv_run(UV_RUN_ONCE) blocks until some handle has an
  * event; the wake timer makes "at most timeout_ms" true even when no receiver
  * sends anything, so the driver gets control back when a batch falls due. */
+#include <errno.h>
 #include <signal.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "dstream/engine.h"
 #include "dstream/error.h"
@@ -13,32 +15,100 @@ static void on_wake(uv_timer_t *t) {
   (void)t;
 }
 
-static void on_signal(uv_signal_t *h, int signum) {
-  ds_engine_t *e = h->data;
-  e->signaled = signum;
+/* Signals. The handler may only touch sig_atomic_t flags and call
+ * async-signal-safe functions: write(), _exit(), alarm() and uv_async_send()
+ * (which libuv documents as async-signal-safe). */
+
+static volatile sig_atomic_t first_signal; /* 0 until the first one */
+static volatile sig_atomic_t grace_s;      /* alarm after the first signal */
+static uv_async_t *volatile wake_handle;   /* the watching engine's */
+static ds_engine_t *watcher;
+static struct sigaction old_int, old_term, old_alrm;
+static int alarm_taken;
+
+static void say(const char *msg) {
+  ssize_t rc = write(STDERR_FILENO, msg, strlen(msg));
+  (void)rc;
+}
+
+static void on_os_signal(int signum) {
+  int saved = errno;
+  if (signum == SIGALRM) {
+    if (first_signal != 0) {
+      say("dstream: the graceful stop did not finish within its grace period: "
+          "exiting now; the batch in progress and the data not yet processed are lost\n");
+      _exit(128 + first_signal);
+    }
+  } else if (first_signal != 0) {
+    say(signum == SIGINT ? "dstream: second SIGINT" : "dstream: second SIGTERM");
+    say(": exiting now without finishing the batch in progress; "
+        "the data not yet processed is lost\n");
+    _exit(128 + signum);
+  } else {
+    first_signal = signum;
+    if (grace_s > 0)
+      alarm((unsigned)grace_s);
+    if (wake_handle != NULL)
+      uv_async_send(wake_handle);
+  }
+  errno = saved;
+}
+
+static void on_signal_wake(uv_async_t *h) {
   uv_stop(h->loop);
 }
 
-int ds_engine_watch_signals(ds_engine_t *e) {
+int ds_engine_watch_signals(ds_engine_t *e, int64_t grace_ms) {
+  struct sigaction sa;
   if (!e->loop_open)
     return DS_ECLOSED;
+  if (grace_ms < 0)
+    return DS_EINVAL;
   if (e->watching)
     return 0;
-  uv_signal_init(&e->loop, &e->sigint);
-  uv_signal_init(&e->loop, &e->sigterm);
-  e->sigint.data = e;
-  e->sigterm.data = e;
-  uv_signal_start(&e->sigint, on_signal, SIGINT);
-  uv_signal_start(&e->sigterm, on_signal, SIGTERM);
-  /* Signal handles must not keep the loop alive on their own. */
-  uv_unref((uv_handle_t *)&e->sigint);
-  uv_unref((uv_handle_t *)&e->sigterm);
+  if (uv_async_init(&e->loop, &e->wake_on_signal, on_signal_wake) != 0)
+    return DS_ENOMEM;
+  /* The wake handle must not keep the loop alive on its own. */
+  uv_unref((uv_handle_t *)&e->wake_on_signal);
   e->watching = 1;
+  grace_s = (sig_atomic_t)((grace_ms + 999) / 1000);
+  wake_handle = &e->wake_on_signal;
+  if (watcher == NULL) {
+    first_signal = 0; /* a signal that stopped an earlier context is spent */
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_os_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    /* SIGALRM only with a grace period: a script may use alarm() itself. */
+    alarm_taken = grace_s > 0;
+    if (alarm_taken)
+      sigaction(SIGALRM, &sa, &old_alrm);
+  }
+  watcher = e;
   return 0;
 }
 
 int ds_engine_signaled(const ds_engine_t *e) {
-  return e->signaled;
+  return e->watching ? first_signal : 0;
+}
+
+/* Stop watching; the last watcher to go puts the old handlers back. */
+static void unwatch(ds_engine_t *e) {
+  if (!e->watching)
+    return;
+  e->watching = 0;
+  uv_close((uv_handle_t *)&e->wake_on_signal, NULL);
+  if (watcher != e)
+    return;
+  wake_handle = NULL;
+  watcher = NULL;
+  sigaction(SIGINT, &old_int, NULL);
+  sigaction(SIGTERM, &old_term, NULL);
+  if (alarm_taken)
+    sigaction(SIGALRM, &old_alrm, NULL);
+  alarm_taken = 0;
 }
 
 int ds_engine_init(ds_engine_t *e, int64_t batch_ms, int manual) {
@@ -93,6 +163,26 @@ int64_t ds_engine_wait_ms(ds_engine_t *e) {
   return wait > 0 ? wait : 0;
 }
 
+int ds_engine_due_by(ds_engine_t *e, int64_t until_ms, int64_t *t) {
+  if (!e->started)
+    return 0;
+  return ds_sched_due(&e->sched, until_ms, t);
+}
+
+int64_t ds_engine_settle_time(const ds_engine_t *e, int64_t t) {
+  int64_t settle = t;
+  for (int i = 0; i < e->graph.n; i++) {
+    const ds_node_t *n = &e->graph.nodes[i];
+    int64_t slide = n->slide_ms > 0 ? n->slide_ms : e->batch_ms, next;
+    if (!(n->flags & DS_NODE_OUTPUT))
+      continue;
+    next = t + (slide - t % slide) % slide; /* batch times are >= 0 */
+    if (next > settle)
+      settle = next;
+  }
+  return settle;
+}
+
 int ds_engine_advance(ds_engine_t *e, int64_t ms) {
   return ds_clock_set(&e->clock, ms);
 }
@@ -102,11 +192,7 @@ int ds_engine_close(ds_engine_t *e) {
     return 0;
   if (!uv_is_closing((uv_handle_t *)&e->wake))
     uv_close((uv_handle_t *)&e->wake, NULL);
-  if (e->watching) {
-    uv_close((uv_handle_t *)&e->sigint, NULL);
-    uv_close((uv_handle_t *)&e->sigterm, NULL);
-    e->watching = 0;
-  }
+  unwatch(e);
   uv_run(&e->loop, UV_RUN_NOWAIT);
   if (uv_loop_close(&e->loop) != 0)
     return DS_ESTATE;

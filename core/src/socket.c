@@ -22,6 +22,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include "dstream/alloc.h"
@@ -167,8 +168,10 @@ static int split(ds_socket_t *s, const char *p, size_t n) {
   return rc;
 }
 
-/* The connection ended: keep its unfinished line as a record. */
-static void flush_line(ds_socket_t *s) {
+/* The connection ended (why: "the connection ended", "the receiver
+ * stopped"): keep its unfinished line as a record, and say so, since the
+ * line may have been cut short. */
+static void flush_line(ds_socket_t *s, const char *why) {
   uint64_t before = s->lines.skipped;
   size_t carried = s->lines.len;
   if (carried == 0) {
@@ -179,6 +182,10 @@ static void flush_line(ds_socket_t *s) {
     report(s, DS_ENOMEM, "ENOMEM: out of memory, unfinished line of %zu bytes from %s dropped",
            carried, s->peer);
     ds_lines_reset(&s->lines);
+  } else if (s->lines.skipped == before) {
+    s->stats.truncated++;
+    report(s, DS_ETRUNCATED, "ETRUNCATED: last line from %s had no newline when %s: "
+           "its %zu bytes were kept as a record, possibly cut short", s->peer, why, carried);
   }
   report_skips(s, before);
 }
@@ -263,8 +270,8 @@ static int real_status(ds_socket_t *s, int status) {
 
 /* The connection broke (status: a libuv error or UV_EOF). */
 static void disconnect(ds_socket_t *s, int status) {
-  flush_line(s);
   report_failure(s, real_status(s, status), "read from");
+  flush_line(s, "the connection ended");
   close_tcp(s, AFTER_RETRY);
 }
 
@@ -487,11 +494,31 @@ void ds_socket_stats(const ds_socket_t *s, ds_socket_stats_t *st) {
   st->skipped = s->lines.skipped;
 }
 
+size_t ds_socket_drain(ds_socket_t *s) {
+  uv_os_fd_t fd;
+  int avail = 0;
+  size_t got = 0;
+  ssize_t n;
+  if (s->state != S_CONNECTED || s->tcp_state != HANDLE_OPEN ||
+      uv_fileno((uv_handle_t *)&s->tcp, &fd) != 0 || ioctl(fd, FIONREAD, &avail) != 0)
+    return 0;
+  /* Only what is there now: a sender that never pauses must not keep the
+   * drain going forever. */
+  while (got < (size_t)avail) {
+    size_t want = (size_t)avail - got < sizeof(s->buf) ? (size_t)avail - got : sizeof(s->buf);
+    n = recv(fd, s->buf, want, MSG_DONTWAIT);
+    if (n <= 0 || take_in(s, s->buf, (size_t)n) < 0)
+      break;
+    got += (size_t)n;
+  }
+  return got;
+}
+
 void ds_socket_stop(ds_socket_t *s) {
   if (s->state == S_STOPPED)
     return;
   if (s->state == S_CONNECTED)
-    flush_line(s);
+    flush_line(s, "the receiver stopped");
   s->state = S_STOPPED;
   if (s->resolving)
     uv_cancel((uv_req_t *)&s->resolve); /* if it already runs, its callback frees */

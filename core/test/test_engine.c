@@ -1,6 +1,10 @@
 /* The engine's clock, scheduler and graph: batches fall due once each, in
  * order, none skipped; graphs are validated and remember what windows need. */
+#include <fcntl.h>
 #include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "dstream/engine.h"
 #include "dstream/error.h"
@@ -45,12 +49,89 @@ static void test_system_clock_waits_for_the_next_batch(void) {
 static void test_a_watched_signal_ends_the_run(void) {
   ds_engine_t e;
   CHECK_EQ_INT(ds_engine_init(&e, 1000, 0), 0);
-  CHECK_EQ_INT(ds_engine_watch_signals(&e), 0);
+  CHECK_EQ_INT(ds_engine_watch_signals(&e, 0), 0);
   ds_engine_start(&e);
   CHECK_EQ_INT(ds_engine_signaled(&e), 0);
   raise(SIGTERM);
   ds_engine_run(&e, 5000);
   CHECK_EQ_INT(ds_engine_signaled(&e), SIGTERM);
+  CHECK_EQ_INT(ds_engine_close(&e), 0);
+  CHECK_EQ_INT(ds_engine_watch_signals(&e, 0), DS_ECLOSED);
+}
+
+/* Runs fn in a child process; returns its wait status. */
+static int in_child(void (*fn)(void)) {
+  int status = -1;
+  pid_t pid = fork();
+  if (pid == 0) {
+    int devnull = open("/dev/null", O_WRONLY);
+    dup2(devnull, STDERR_FILENO); /* the child's message is not the test's */
+    fn();
+    _exit(0);
+  }
+  waitpid(pid, &status, 0);
+  return status;
+}
+
+static void second_signal(void) {
+  ds_engine_t e;
+  ds_engine_init(&e, 1000, 0);
+  ds_engine_watch_signals(&e, 0);
+  raise(SIGINT);
+  raise(SIGINT); /* the process ends here */
+  _exit(3);
+}
+
+static void grace_period(void) {
+  ds_engine_t e;
+  ds_engine_init(&e, 1000, 0);
+  ds_engine_watch_signals(&e, 1);
+  raise(SIGTERM);
+  for (;;)
+    pause(); /* a user function that never returns */
+}
+
+static void test_a_second_signal_or_the_grace_period_ends_the_process(void) {
+  int status = in_child(second_signal);
+  CHECK(WIFEXITED(status));
+  CHECK_EQ_INT(WEXITSTATUS(status), 128 + SIGINT);
+  status = in_child(grace_period);
+  CHECK(WIFEXITED(status));
+  CHECK_EQ_INT(WEXITSTATUS(status), 128 + SIGTERM);
+}
+
+static void test_closing_puts_the_old_handlers_back(void) {
+  ds_engine_t e;
+  struct sigaction sa;
+  CHECK_EQ_INT(ds_engine_init(&e, 1000, 0), 0);
+  CHECK_EQ_INT(ds_engine_watch_signals(&e, 0), 0);
+  sigaction(SIGTERM, NULL, &sa);
+  CHECK(sa.sa_handler != SIG_DFL);
+  CHECK_EQ_INT(ds_engine_close(&e), 0);
+  sigaction(SIGTERM, NULL, &sa);
+  CHECK(sa.sa_handler == SIG_DFL);
+}
+
+static void test_a_stop_runs_the_batches_its_outputs_need_at_once(void) {
+  ds_engine_t e;
+  int64_t t = 0, until;
+  int src, win, n = 0;
+  CHECK_EQ_INT(ds_engine_init(&e, 100, 0), 0);
+  src = ds_graph_add(&e.graph, NULL, 0, 100, 0, DS_NODE_INPUT);
+  ds_graph_add(&e.graph, &src, 1, 100, 0, DS_NODE_OUTPUT);
+  win = ds_graph_add(&e.graph, &src, 1, 1000, 1000, 0);
+  ds_graph_add(&e.graph, &win, 1, 1000, 0, DS_NODE_OUTPUT);
+  CHECK_EQ_INT(ds_engine_settle_time(&e, 1000), 1000);
+  CHECK_EQ_INT(ds_engine_settle_time(&e, 1100), 2000);
+  CHECK_EQ_INT(ds_engine_settle_time(&e, 1900), 2000);
+  ds_engine_start(&e);
+  /* due_by hands out batch times in the future of a system clock. */
+  until = ds_engine_settle_time(&e, ds_sched_next(&e.sched) + 5000);
+  while (ds_engine_due_by(&e, until, &t))
+    n++;
+  CHECK_EQ_INT(t, until);
+  CHECK(n >= 51);
+  CHECK_EQ_INT(ds_engine_due_by(&e, until, &t), 0);
   CHECK_EQ_INT(ds_engine_close(&e), 0);
 }
 
@@ -140,6 +221,9 @@ int main(void) {
   test_system_clock_waits_for_the_next_batch();
   test_rejects_a_non_positive_interval();
   test_a_watched_signal_ends_the_run();
+  test_a_second_signal_or_the_grace_period_ends_the_process();
+  test_closing_puts_the_old_handlers_back();
+  test_a_stop_runs_the_batches_its_outputs_need_at_once();
   test_batch_info_delays();
   test_graph_needs_an_output();
   test_graph_rejects_non_multiples();

@@ -224,7 +224,7 @@ static void check_take(ds_socket_t *s, const char *const *want, const size_t *wl
  * port put in. */
 static void check_report(ds_socket_t *s, int code, const char *fmt, int port) {
   ds_socket_report_t r;
-  char want[160];
+  char want[DS_SOCKET_MESSAGE_MAX];
   CHECK_EQ_INT(ds_socket_errors(s, &r, 1), 1);
   CHECK_EQ_INT(r.code, code);
   CHECK(r.time_ms > 1500000000000LL);
@@ -267,10 +267,13 @@ static void test_lines_arrive_exactly(void) {
   check_take(s, want, wlen, 6);
   CHECK(ds_socket_take(s) == NULL);
   check_report(s, DS_EEOF, "EEOF: connection closed by 127.0.0.1:%d", srv.port);
+  check_report(s, DS_ETRUNCATED, "ETRUNCATED: last line from 127.0.0.1:%d had no newline when the "
+               "connection ended: its 16 bytes were kept as a record, possibly cut short", srv.port);
   st = stats_of(s);
   CHECK_EQ_INT(st.connects, 2);
   CHECK_EQ_INT(st.connected, 1);
-  CHECK_EQ_INT(st.errors, 1);
+  CHECK_EQ_INT(st.errors, 2);
+  CHECK_EQ_INT(st.truncated, 1);
   CHECK_EQ_INT(st.bytes, sizeof(first) - 1 + sizeof(second) - 1);
   CHECK_EQ_INT(st.skipped, 0);
   client_close(s);
@@ -509,7 +512,9 @@ static void test_stop_keeps_received_lines(void) {
   CHECK_EQ_INT(ds_socket_start(s), DS_ECLOSED);
   run_until(is_closed, s, 0);
   check_take(s, want, wlen, 2);
-  CHECK_EQ_INT(stats_of(s).errors, 0);
+  CHECK_EQ_INT(stats_of(s).errors, 1);
+  check_report(s, DS_ETRUNCATED, "ETRUNCATED: last line from 127.0.0.1:%d had no newline when the "
+               "receiver stopped: its 4 bytes were kept as a record, possibly cut short", srv.port);
   CHECK_EQ_INT(srv.accepted, 1);
   ds_socket_free(s);
   server_close(&srv);

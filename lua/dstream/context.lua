@@ -1,9 +1,10 @@
 --- StreamingContext: one graph, one clock, one engine, and the driver loop.
 ---
 --- The driver pumps the C engine: run libuv for at most the time until the
---- next batch (or the next receiver poll), then run every batch that has
---- fallen due: take each source's data for that time, run every output
---- operation's job, tell the listeners. C never calls Lua; errors raised by
+--- next batch (or the next receiver poll; without waiting when a batch is
+--- due), check signals and deadlines, then run one batch that has fallen due:
+--- take each source's data for that time, run every output operation's job,
+--- tell the listeners. C never calls Lua; errors raised by
 --- user code are caught per job, named (operator, stream, batch time, user
 --- traceback) and re-raised from advance() / awaitTermination*().
 local core = require "dstream.core"
@@ -27,8 +28,10 @@ local OPTIONS = {
 
 local contexts_made = 0
 
---- Set by the dstream command: signals (stop cleanly on SIGINT / SIGTERM)
---- and on_start(ctx) (dstream explain prints the graph instead of running).
+--- Set by the dstream command: signals (stop cleanly on SIGINT / SIGTERM; a
+--- second one ends the process), stop_grace (seconds after the first signal
+--- at which the process ends anyway; nil: none) and on_start(ctx) (dstream
+--- explain prints the graph instead of running).
 Context.hooks = {}
 
 --- StreamingContext{batchInterval = s, clock = "system"|"manual", ...}
@@ -324,7 +327,7 @@ function Context:start()
         end
     end
     assert(self.engine:start())
-    if hooks.signals then assert(self.engine:watch_signals()) end
+    if hooks.signals then assert(self.engine:watch_signals((hooks.stop_grace or 0) * 1000)) end
     self.state = "active"
     self.next_poll = 0
 end
@@ -361,8 +364,12 @@ local function job_handler(ctx, t, job)
 end
 
 --- Run the batch at time t; returns the first error raised by a job, if any.
+--- Taking the sources' data (turning received blocks into Lua values) is
+--- part of the batch's processing: processingStartTime is taken before it, so
+--- schedulingDelay is only the time the batch waited for the driver.
 function Context:_run_batch(t)
     self.in_batch = true
+    local started_at = self.engine:now()
     local n = 0
     local first_err
     for _, s in ipairs(self.inputs) do
@@ -376,7 +383,7 @@ function Context:_run_batch(t)
         end
     end
     self:_notify("onBatchSubmitted", self.engine:submit(t, n))
-    self:_notify("onBatchStarted", self.engine:started(t))
+    self:_notify("onBatchStarted", self.engine:started(t, started_at))
     -- A stateful stream's state at t depends on every batch before it, so it
     -- runs at each of its batch times whether or not an output needs it then.
     for _, s in ipairs(self.streams) do
@@ -401,26 +408,13 @@ function Context:_run_batch(t)
     return first_err
 end
 
--- Run what is due now; raise the first failed batch's error.
-function Context:_run_due()
-    while self.state == "active" do
-        local t = self.engine:due()
-        if not t then return end
-        local err = self:_run_batch(t)
-        if err then error(err.message, 0) end
-        if self.stop_requested then return end
-    end
-end
-
 -- Run I/O, report receiver errors, and poll custom receivers: every
 -- blockInterval on a system clock, once per batch (span = the batch interval)
 -- on a manual one, so maxRate holds either way.
 function Context:_pump(timeout_ms, poll_span_ms)
     local engine = self.engine
     engine:run(timeout_ms)
-    for _, s in ipairs(self.inputs) do
-        if s.drain_errors then s.drain_errors(function(...) self:_receiver_error(...) end) end
-    end
+    self:_drain_errors()
     local now = engine:now()
     if poll_span_ms or now >= self.next_poll then
         for _, s in ipairs(self.inputs) do
@@ -430,7 +424,16 @@ function Context:_pump(timeout_ms, poll_span_ms)
     end
 end
 
---- advance(n = 1): manual clock only; run every batch that falls due in n intervals.
+function Context:_drain_errors()
+    for _, s in ipairs(self.inputs) do
+        if s.drain_errors then s.drain_errors(function(...) self:_receiver_error(...) end) end
+    end
+end
+
+--- advance(n = 1): manual clock only; move time n intervals, running every
+--- batch that falls due. A failed batch does not stop the clock: the later
+--- batches run too (as Spark runs them), time ends at n intervals, and the
+--- first failure is re-raised once there.
 function Context:advance(n)
     if n == nil then n = 1 end
     if type(n) ~= "number" or n < 0 or n ~= math.floor(n) then
@@ -442,18 +445,36 @@ function Context:advance(n)
     if self.state ~= "active" then
         error(sformat("advance: the context is %s; call start() first", self.state), 2)
     end
+    local first_err, failed = nil, 0
     for _ = 1, n do
         self:_pump(0, self.batch_ms)
         assert(self.engine:advance_to(self.engine:next_batch()))
-        self:_run_due()
+        local t = self.engine:due()
+        while t and self.state == "active" do
+            local err = self:_run_batch(t)
+            if err then
+                failed = failed + 1
+                first_err = first_err or err
+            end
+            if self.stop_requested then break end
+            t = self.engine:due()
+        end
         if self.stop_requested then
             self:_finish_stop()
-            return
+            break
         end
+    end
+    if first_err then
+        local more = failed > 1 and sformat("\n(%d later batches failed too)", failed - 1) or ""
+        error(first_err.message .. more, 0)
     end
 end
 
 -- Run the loop until stopped or until the deadline (ms since the epoch).
+-- One batch at most per turn: between two due batches the loop still runs a
+-- non-blocking I/O step, reports receiver errors, and checks signals and the
+-- deadline, so an overloaded pipeline keeps reading (what arrives during
+-- batch k goes into the next batch due) and stays stoppable.
 function Context:_loop(deadline, caller)
     if self.state == "initialized" then
         error(caller .. ": the context has not been started; call start() first", 3)
@@ -461,19 +482,24 @@ function Context:_loop(deadline, caller)
     if self.clock == "manual" and self.state == "active" then
         error(caller .. ": a manual clock never moves by itself; use advance(n)", 3)
     end
+    local engine = self.engine
     while self.state == "active" do
-        local wait = math.min(self.engine:wait_ms(), self.block_ms)
+        local wait = math.min(engine:wait_ms(), self.block_ms)
         if deadline then
-            local left = deadline - self.engine:now()
+            local left = deadline - engine:now()
             if left <= 0 then return false end
             wait = math.min(wait, left)
         end
-        self:_pump(math.max(wait, 1))
-        if self.engine:signaled() then
+        self:_pump(wait)
+        if engine:signaled() then
             self:stop{graceful = true}
             return true
         end
-        self:_run_due()
+        local t = engine:due()
+        if t then
+            local err = self:_run_batch(t)
+            if err then error(err.message, 0) end
+        end
         if self.stop_requested then self:_finish_stop() end
     end
     return true
@@ -510,26 +536,66 @@ function Context:_close_engine()
     end
 end
 
+-- Graceful: read what the receivers' sockets already hold, stop them, put
+-- every record received into the next batch, then run the batches up to the
+-- time by which every output (windowed ones too) has seen that batch, at
+-- once rather than waiting for their time. Returns the first error.
+function Context:_finish_graceful()
+    local engine = self.engine
+    for _, s in ipairs(self.inputs) do
+        if s.drain then s.drain() end
+    end
+    for _, s in ipairs(self.inputs) do
+        if s.stop then s.stop() end
+    end
+    self:_pump(0)
+    local first_err
+    local t = engine:due_by(engine:next_batch())
+    local settle = t and engine:settle_time(t)
+    while t do
+        if self.clock == "manual" then assert(engine:advance_to(t)) end
+        first_err = first_err or self:_run_batch(t)
+        t = engine:due_by(settle)
+    end
+    return first_err
+end
+
+-- Ungraceful: say how many received records no batch will process.
+function Context:_report_dropped()
+    for _, s in ipairs(self.inputs) do
+        if s.stop then s.stop() end
+    end
+    self:_pump(0)
+    for _, s in ipairs(self.inputs) do
+        local n = s.undelivered and s.undelivered() or 0
+        if n > 0 then
+            self:_receiver_error(s.desc, sformat(
+                "stopped without finishing: %d record%s received and not processed %s dropped "
+                .. "(stop{graceful = true} processes them)", n, n == 1 and "" or "s", n == 1 and "was" or "were"))
+        end
+    end
+end
+
 function Context:_finish_stop()
     local graceful = self.stop_graceful
     self.stop_requested = false
     local has_receivers = false
     for _, s in ipairs(self.inputs) do
-        if s.stop then s.stop() end
         if s.receiver then has_receivers = true end
     end
     local err
-    if graceful and has_receivers and self.state == "active" then
-        -- Finish the data already received: it all goes into one more batch.
-        self:_pump(0)
-        if self.clock == "manual" then
-            assert(self.engine:advance_to(self.engine:next_batch()))
+    if self.state == "active" and has_receivers then
+        if graceful then
+            err = self:_finish_graceful()
         else
-            while self.engine:wait_ms() > 0 do self.engine:run(self.engine:wait_ms()) end
+            self:_report_dropped()
         end
-        local t = self.engine:due()
-        if t then err = self:_run_batch(t) end
+    else
+        for _, s in ipairs(self.inputs) do
+            if s.stop then s.stop() end
+        end
     end
+    self:_drain_errors()
     self.state = "stopped"
     self:_close_engine()
     if err then error(err.message, 0) end

@@ -77,6 +77,7 @@ function sources.socketTextStream(ctx, host, port, opts)
     end
     local desc = sformat("socketTextStream(%s:%d)", host, port)
     local sock
+    local taken = 0
     return input(ctx, {kind = "socketTextStream", desc = desc, pairs = false, receiver = true,
         start = function()
             local err
@@ -90,6 +91,7 @@ function sources.socketTextStream(ctx, host, port, opts)
         take = function(s, t)
             if not sock then return RDD.empty(t, s:_rdd_id(t)) end
             local arr, n = sock:take()
+            taken = taken + n
             return RDD.new(n, arr, nil, {n}, t, s:_rdd_id(t))
         end,
         drain_errors = function(report)
@@ -97,8 +99,14 @@ function sources.socketTextStream(ctx, host, port, opts)
             local errs = sock:errors()
             for i = 1, #errs do report(desc, errs[i].message, errs[i].time) end
         end,
+        drain = function()
+            if sock then sock:drain() end
+        end,
         stop = function()
             if sock then sock:stop() end
+        end,
+        undelivered = function()
+            return sock and sock:stats().records - taken or 0
         end,
         close = function()
             if sock then sock:close() end
@@ -227,6 +235,7 @@ function sources.receiverStream(ctx, r)
             return RDD.new(n, arr, nil, {n}, t, s:_rdd_id(t))
         end,
         pending = function() return npending > 0 end,
+        undelivered = function() return npending end,
         stop = function()
             if not stopped then
                 stopped = true

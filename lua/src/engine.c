@@ -89,6 +89,23 @@ static int engine_wait_ms(lua_State *L) {
   return 1;
 }
 
+/* engine:due_by(until) -> the next batch time if it is <= until (or due), else nil */
+static int engine_due_by(lua_State *L) {
+  int64_t t;
+  lds_engine_t *u = lds_check_engine(L, 1);
+  if (!ds_engine_due_by(&u->e, check_ms(L, 2), &t))
+    return 0;
+  lua_pushnumber(L, (lua_Number)t);
+  return 1;
+}
+
+/* engine:settle_time(t) -> the time by which every output has seen batch t */
+static int engine_settle_time(lua_State *L) {
+  lds_engine_t *u = lds_check_engine(L, 1);
+  lua_pushnumber(L, (lua_Number)ds_engine_settle_time(&u->e, check_ms(L, 2)));
+  return 1;
+}
+
 /* engine:next_batch() -> time of the next batch */
 static int engine_next_batch(lua_State *L) {
   lds_engine_t *u = lds_check_engine(L, 1);
@@ -196,11 +213,11 @@ static ds_batch_info_t *check_info(lua_State *L, lds_engine_t *u, int idx) {
   return b;
 }
 
-/* engine:started(t) -> info: batch t starts processing now */
+/* engine:started(t, at = now) -> info: batch t started processing at `at` */
 static int engine_started(lua_State *L) {
   lds_engine_t *u = lds_check_engine(L, 1);
   ds_batch_info_t *b = check_info(L, u, 2);
-  int64_t now = ds_clock_now(&u->e.clock);
+  int64_t now = lua_isnoneornil(L, 3) ? ds_clock_now(&u->e.clock) : check_ms(L, 3);
   b->processing_start = now > b->submission_time ? now : b->submission_time;
   push_info(L, b);
   return 1;
@@ -217,9 +234,10 @@ static int engine_completed(lua_State *L) {
   return 1;
 }
 
-/* engine:watch_signals(): SIGINT / SIGTERM end the current run instead of the process */
+/* engine:watch_signals(grace_ms = 0): the first SIGINT / SIGTERM ends the
+ * current run; the second, or grace_ms after the first, ends the process */
 static int engine_watch_signals(lua_State *L) {
-  int rc = ds_engine_watch_signals(&lds_check_engine(L, 1)->e);
+  int rc = ds_engine_watch_signals(&lds_check_engine(L, 1)->e, (int64_t)luaL_optnumber(L, 2, 0));
   if (rc != 0)
     return lds_fail(L, rc, "signals");
   lua_pushboolean(L, 1);
@@ -273,6 +291,8 @@ static const luaL_Reg engine_methods[] = {
   {"due", engine_due},
   {"wait_ms", engine_wait_ms},
   {"next_batch", engine_next_batch},
+  {"due_by", engine_due_by},
+  {"settle_time", engine_settle_time},
   {"advance_to", engine_advance_to},
   {"graph_add", engine_graph_add},
   {"graph_validate", engine_graph_validate},

@@ -156,16 +156,23 @@ static int socket_stats(lua_State *L) {
   lds_socket_t *u = lds_check_socket(L, 1);
   ds_socket_stats_t st;
   ds_socket_stats(u->s, &st);
-  lua_createtable(L, 0, 8);
+  lua_createtable(L, 0, 9);
   set_number(L, "records", st.records);
   set_number(L, "bytes", st.bytes);
   set_number(L, "skipped", st.skipped);
+  set_number(L, "truncated", st.truncated);
   set_number(L, "connects", st.connects);
   set_number(L, "errors", st.errors);
   set_number(L, "dropped_reports", st.dropped_reports);
   set_number(L, "backoff", st.backoff_ms);
   lua_pushboolean(L, st.connected);
   lua_setfield(L, -2, "connected");
+  return 1;
+}
+
+/* socket:drain() -> bytes read of what the connection held right now */
+static int socket_drain(lua_State *L) {
+  lua_pushnumber(L, (lua_Number)ds_socket_drain(lds_check_socket(L, 1)->s));
   return 1;
 }
 
@@ -220,6 +227,7 @@ static const luaL_Reg socket_methods[] = {
   {"take", socket_take},
   {"errors", socket_errors},
   {"stats", socket_stats},
+  {"drain", socket_drain},
   {"stop", socket_stop},
   {"close", socket_close},
   {"closed", socket_closed},

@@ -52,6 +52,92 @@ exit $status)]], path, log, log, signal, log))
         end)
     end
 
+    -- Starts `bin/dstream run` on a script, waits for `ready` in its output,
+    -- sends the signals (a list of names, 0.3 s apart), and waits up to 10 s
+    -- for it to exit (then SIGKILL). Returns its output and exit status.
+    local function signal_run(body, ready, signals, env)
+        local path = script(body)
+        local log = os.tmpname()
+        local kills = {}
+        for _, sig in ipairs(signals) do kills[#kills + 1] = "kill -" .. sig .. " $pid; sleep 0.3" end
+        local out, code = sh(string.format([[(
+%s bin/dstream run %s > %s 2>&1 &
+pid=$!
+for i in $(seq 200); do grep -q '%s' %s && break; sleep 0.05; done
+%s
+for i in $(seq 200); do kill -0 $pid 2>/dev/null || break; sleep 0.05; done
+kill -0 $pid 2>/dev/null && { echo "still running 10 s after the signals"; kill -9 $pid; }
+wait $pid
+status=$?
+cat %s
+exit $status)]], env or "", path, log, ready, log, table.concat(kills, "\n"), log))
+        os.remove(path)
+        os.remove(log)
+        return out, code
+    end
+
+    -- A map that never returns once it has seen its first record.
+    local HUNG = [[
+local dstream = require "dstream"
+local ssc = dstream.StreamingContext{batchInterval = 0.05}
+ssc:receiverStream{start = function() end, stop = function() end,
+    poll = function() return {1} end}:map(function(x)
+    io.write("busy\n") io.flush()
+    local n = 0
+    while true do n = n + x end
+end):print()
+ssc:start()
+ssc:awaitTermination()
+]]
+
+    it("ends a pipeline whose map never returns at a second SIGTERM, saying so", function()
+        local out, code = signal_run(HUNG, "^busy", {"TERM", "TERM"})
+        assert.are.equal(128 + 15, code, out)
+        assert.matches("second SIGTERM: exiting now", out, 1, true)
+        assert.not_matches("still running", out, 1, true)
+    end)
+
+    it("ends a pipeline whose map never returns at a second SIGINT, saying so", function()
+        local out, code = signal_run(HUNG, "^busy", {"INT", "INT"})
+        assert.are.equal(128 + 2, code, out)
+        assert.matches("second SIGINT: exiting now", out, 1, true)
+    end)
+
+    it("ends it DSTREAM_STOP_GRACE seconds after a single SIGTERM", function()
+        local out, code = signal_run(HUNG, "^busy", {"TERM"}, "DSTREAM_STOP_GRACE=1")
+        assert.are.equal(128 + 15, code, out)
+        assert.matches("did not finish within its grace period", out, 1, true)
+    end)
+
+    it("refuses a DSTREAM_STOP_GRACE that is not a number of seconds", function()
+        local path = script("print('ran')")
+        local out, code = sh("DSTREAM_STOP_GRACE=soon bin/dstream run " .. path)
+        os.remove(path)
+        assert.are.equal(2, code)
+        assert.matches("DSTREAM_STOP_GRACE must be a number of seconds", out, 1, true)
+        assert.not_matches("ran", out, 1, true)
+    end)
+
+    it("stops cleanly on SIGTERM while every batch runs longer than the batch interval", function()
+        -- Each batch takes three intervals: batches are always due, back to back.
+        local out, code = signal_run([[
+local dstream = require "dstream"
+local ffi = require "ffi"
+ffi.cdef "int poll(void *fds, unsigned long nfds, int timeout);"
+local ssc = dstream.StreamingContext{batchInterval = 0.01}
+ssc:receiverStream{start = function() end, stop = function() end,
+    poll = function() return {1} end}:foreachRDD(function()
+    ffi.C.poll(nil, 0, 30)
+    io.write("batch\n") io.flush()
+end)
+ssc:start()
+ssc:awaitTermination()
+print("stopped cleanly")
+]], "^batch", {"TERM"})
+        assert.are.equal(0, code, out)
+        assert.matches("stopped cleanly", out, 1, true)
+    end)
+
     it("passes its arguments to the script as arg", function()
         local path = script('print(arg[0] ~= nil, arg[1], arg[2], select("#", ...))')
         local out, code = sh("bin/dstream run " .. path .. " one two")

@@ -108,6 +108,48 @@ describe("ssc:addStreamingListener", function()
         assert.are.same({1, 2, 0}, {completed[1].numRecords, completed[2].numRecords, completed[3].numRecords})
     end)
 
+    it("counts the time spent reading a batch's input as processing, not scheduling", function()
+        local ffi = require("ffi")
+        pcall(ffi.cdef, "int poll(void *fds, unsigned long nfds, int timeout);")
+        pcall(ffi.cdef, "typedef struct { long sec; long usec; } listener_timeval;")
+        pcall(ffi.cdef, "int gettimeofday(void *tv, void *tz);")
+        local tv = ffi.new("listener_timeval")
+        local function now_ms() -- the wall clock, as the info's times are
+            ffi.C.gettimeofday(tv, nil)
+            return tonumber(tv.sec) * 1000 + math.floor(tonumber(tv.usec) / 1000)
+        end
+        local ssc = dstream.StreamingContext{batchInterval = 0.05}
+        local completed = {}
+        local reads = {}
+        ssc:addStreamingListener{onBatchCompleted = function(info)
+            completed[#completed + 1] = info
+            if #completed >= 3 then ssc:stop() end
+        end}
+        local input = ssc:queueStream({{"a"}, {"b"}, {"c"}})
+        input:foreachRDD(function() end)
+        -- This source takes 20 ms to read its input, as a socket's millions
+        -- of received records do; reads notes the wall clock around it.
+        local take = input.take
+        input.take = function(...)
+            local before = now_ms()
+            ffi.C.poll(nil, 0, 20)
+            local r = take(...)
+            reads[#reads + 1] = {before, now_ms()}
+            return r
+        end
+        ssc:start()
+        assert.is_true(ssc:awaitTerminationOrTimeout(10))
+        for i, info in ipairs(completed) do
+            local before, after = reads[i][1], reads[i][2]
+            assert.is_true(info.processingStartTime <= before, "processing started after the input was read")
+            assert.is_true(info.processingEndTime >= after)
+            assert.are.equal(info.batchTime, info.submissionTime)
+            assert.are.equal(info.processingStartTime - info.submissionTime, info.schedulingDelay)
+            assert.are.equal(info.processingEndTime - info.processingStartTime, info.processingDelay)
+            assert.are.equal(info.processingEndTime - info.submissionTime, info.totalDelay)
+        end
+    end)
+
     it("calls every listener added, in the order they were added", function()
         local ssc = manual()
         local order = {}
@@ -174,6 +216,23 @@ describe("ssc:awaitTerminationOrTimeout", function()
         ssc:stop()
         assert.is_true(seen > before)
         assert.is_true(ssc:awaitTerminationOrTimeout(0))
+    end)
+
+    it("returns when the time runs out while every batch runs longer than the interval", function()
+        local ffi = require("ffi")
+        pcall(ffi.cdef, "int poll(void *fds, unsigned long nfds, int timeout);")
+        local ssc = dstream.StreamingContext{batchInterval = 0.01}
+        local batches, started = 0, os.time()
+        ssc:queueStream({}, true, {"tick"}):foreachRDD(function()
+            batches = batches + 1
+            ffi.C.poll(nil, 0, 30) -- three intervals: batches are always due
+            -- Bounds a broken driver that never returns (the assert below then fails).
+            if os.time() - started > 10 then ssc:stop() end
+        end)
+        ssc:start()
+        assert.is_false(ssc:awaitTerminationOrTimeout(0.3))
+        assert.is_true(batches >= 2)
+        ssc:stop()
     end)
 
     it("returns true once foreachRDD called stop()", function()

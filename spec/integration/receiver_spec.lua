@@ -211,6 +211,31 @@ describe("ssc:receiverStream", function()
         assert.are.equal("stop", r.calls[#r.calls])
     end)
 
+    it("says how many polled records an ungraceful stop dropped, and drops none when graceful", function()
+        for _, graceful in ipairs({false, true}) do
+            local r = counting_receiver("drop", 2)
+            -- Batch times are multiples of the interval: the first one is
+            -- almost surely not within the polls below.
+            local ssc = dstream.StreamingContext{batchInterval = 3600, blockInterval = 0.01}
+            local errors, processed = {}, 0
+            ssc:addStreamingListener{onReceiverError = function(err) errors[#errors + 1] = err end}
+            ssc:receiverStream(r):foreachRDD(function(rdd) processed = processed + rdd:count() end)
+            ssc:start()
+            assert.is_true(wait.until_done(ssc, function() return #r.polled >= 6 end))
+            ssc:stop{graceful = graceful}
+            if graceful then
+                assert.are.equal(#r.polled, processed)
+                assert.are.same({}, errors)
+            else
+                assert.are.equal(1, #errors)
+                assert.are.equal("receiverStream(drop)", errors[1].source)
+                assert.matches(string.format("stopped without finishing: %d records received and not "
+                    .. "processed were dropped (stop{graceful = true} processes them)",
+                    #r.polled - processed), errors[1].message, 1, true)
+            end
+        end
+    end)
+
     it("raises at receiverStream() when the receiver lacks a method, naming it", function()
         local ssc = manual()
         for _, missing in ipairs({"start", "poll", "stop"}) do

@@ -8,6 +8,13 @@ local wait = require("spec.helpers.wait")
 
 local BATCH = 0.05
 
+local ffi = require("ffi")
+pcall(ffi.cdef, "int poll(void *fds, unsigned long nfds, int timeout);")
+-- Blocks the driver: no I/O, no batch.
+local function sleep(seconds)
+    ffi.C.poll(nil, 0, math.floor(seconds * 1000))
+end
+
 local function context()
     return dstream.StreamingContext{batchInterval = BATCH}
 end
@@ -163,6 +170,88 @@ describe("ssc:socketTextStream", function()
         ssc:stop{graceful = true}
         assert.are.same(lines, got)
         assert.is_true(ssc:awaitTerminationOrTimeout(0))
+        server:close()
+    end)
+
+    it("keeps a last line cut off by the connection's end as a record and reports its length", function()
+        local server = line_server.start{data = "whole\nhalf"}
+        local got, _, errors, stopped = receive(server.host, server.port, 2)
+        assert.is_true(stopped)
+        assert.are.same({"whole", "half"}, got)
+        local cut
+        for _, err in ipairs(errors) do
+            if err.message:find("ETRUNCATED", 1, true) then cut = err end
+        end
+        assert.is_truthy(cut, "no report of the unfinished line")
+        assert.are.equal(source_of(server.port), cut.source)
+        assert.matches("its 4 bytes were kept as a record", cut.message, 1, true)
+        server:close()
+    end)
+
+    it("processes, on a graceful stop, the lines still waiting in the socket, windowed outputs too", function()
+        -- 200 lines over about a second, then the connection stays open.
+        local server = line_server.spawn{"--port", "0", "--rate", "200", "--lines", "200",
+            "--lines-then-hold", "--connections", "1", "--seconds", "10", "--seed", "7"}
+        local ssc = context()
+        local got, windowed, resets = 0, 0, 0
+        ssc:addStreamingListener{onReceiverError = function(err)
+            if err.message:find("ECONNRESET", 1, true) then resets = resets + 1 end
+        end}
+        local lines = ssc:socketTextStream(server.host, server.port)
+        lines:foreachRDD(function(rdd) got = got + rdd:count() end)
+        lines:window(1, 1):count():foreachRDD(function(rdd) windowed = windowed + rdd:first() end)
+        ssc:start()
+        assert.is_true(wait.until_done(ssc, function() return got > 0 end))
+        -- The driver does not read for a while: the other lines arrive in the
+        -- kernel's buffer, unread, and the window's slide is not over.
+        sleep(1.5)
+        ssc:stop{graceful = true}
+        assert.are.equal(200, got)
+        assert.are.equal(200, windowed)
+        assert.are.equal(0, resets)
+        server:close()
+    end)
+
+    it("keeps reading while batches run late, spreading the lines over the batches", function()
+        -- 1000 lines over half a second; each batch takes two intervals.
+        local server = line_server.spawn{"--port", "0", "--rate", "2000", "--lines", "1000",
+            "--connections", "1", "--seconds", "10", "--seed", "7"}
+        local ssc = context()
+        local got, nonempty, started = 0, 0, wait.now()
+        ssc:socketTextStream(server.host, server.port):foreachRDD(function(rdd)
+            local n = rdd:count()
+            got = got + n
+            if n > 0 then nonempty = nonempty + 1 end
+            sleep(2 * BATCH)
+            if got >= 1000 or wait.now() - started > 5 then ssc:stop() end
+        end)
+        ssc:start()
+        assert.is_true(ssc:awaitTerminationOrTimeout(10))
+        assert.are.equal(1000, got)
+        assert.is_true(nonempty >= 3, "lines came in " .. nonempty .. " batch(es)")
+        server:close()
+    end)
+
+    it("says how many received lines an ungraceful stop dropped", function()
+        local server = line_server.start{lines = {"one", "two", "three"}, mode = "hold"}
+        -- Batch times are multiples of the interval: the first one is almost
+        -- surely more than the 2 s below away.
+        local ssc = dstream.StreamingContext{batchInterval = 3600}
+        local dropped, processed = nil, 0
+        ssc:addStreamingListener{onReceiverError = function(err)
+            if err.message:find("dropped", 1, true) then dropped = err end
+        end}
+        ssc:socketTextStream(server.host, server.port):foreachRDD(function(rdd)
+            processed = processed + rdd:count()
+        end)
+        ssc:start()
+        -- Time for the lines to arrive (a slow machine only makes the count smaller).
+        wait.until_done(ssc, function() return false end, 2)
+        ssc:stop()
+        assert.is_truthy(dropped, "no report of the dropped lines")
+        assert.are.equal(source_of(server.port), dropped.source)
+        assert.matches(string.format("stopped without finishing: %d records received and not processed "
+            .. "were dropped", 3 - processed), dropped.message, 1, true)
         server:close()
     end)
 

@@ -144,6 +144,37 @@ describe("StreamingContext:advance", function()
         assert.same({1000, 2000, 3000, 4000}, times)
     end)
 
+    it("runs the batches after a failed one, ends at n intervals, then re-raises the failure", function()
+        local ssc = batches.context()
+        local seen = {}
+        ssc:queueStream({{1}, {"boom"}, {3}, {4}}):foreachRDD(function(rdd, t)
+            local x = rdd:first()
+            if x == "boom" then error("bad record") end
+            seen[#seen + 1] = t .. ":" .. x
+        end)
+        ssc:start()
+        local err = error_of(ssc.advance, ssc, 3)
+        assert.matches("bad record", err, 1, true)
+        assert.matches("failed at batch time 2000 ms", err, 1, true)
+        -- The results at n = 3 are all there, and the clock stands at 3 intervals.
+        assert.same({"1000:1", "3000:3"}, seen)
+        ssc:advance(1)
+        assert.same({"1000:1", "3000:3", "4000:4"}, seen)
+        ssc:stop()
+    end)
+
+    it("says how many later batches failed too when several fail", function()
+        local ssc = batches.context()
+        ssc:queueStream({{"a"}, {"b"}, {"c"}}):foreachRDD(function(rdd)
+            error("failed on " .. rdd:first())
+        end)
+        ssc:start()
+        local err = error_of(ssc.advance, ssc, 3)
+        assert.matches("failed on a", err, 1, true)
+        assert.matches("(2 later batches failed too)", err, 1, true)
+        ssc:stop()
+    end)
+
     it("raises on a context with the system clock", function()
         local ssc = StreamingContext{batchInterval = 1}
         ssc:queueStream({}):collectBatches()
@@ -370,5 +401,48 @@ describe("dstream.ms", function()
         assert.are.equal(90, dstream.minutes(1.5))
         assert.are.equal(7200, dstream.hours(2))
         assert.has_error(function() dstream.ms("5") end)
+    end)
+end)
+
+describe("StreamingContext:stop", function()
+    -- A receiver handing out `per_poll` numbered records at each poll.
+    local function numbers(per_poll)
+        local r = {next = 1}
+        function r.start() end
+        function r.stop() end
+        function r:poll()
+            local out = {}
+            for i = 1, per_poll do out[i] = self.next + i - 1 end
+            self.next = self.next + per_poll
+            return out
+        end
+        return r
+    end
+
+    it("gracefully, runs the batches a windowed output needs to see the last records", function()
+        local ssc = batches.context()
+        local r = numbers(5)
+        local lines = ssc:receiverStream(r)
+        local windowed = lines:window(4, 4):count():collectBatches()
+        local plain = lines:count():collectBatches()
+        ssc:start()
+        ssc:advance(2) -- records in the batches at 1000 and 2000; the slide ends at 4000
+        ssc:stop{graceful = true}
+        assert.same({{10}}, windowed)
+        local total = 0
+        for _, b in ipairs(plain) do total = total + b[1] end
+        assert.are.equal(r.next - 1, total)
+    end)
+
+    it("gracefully, runs no batch beyond the slide the last records fall in", function()
+        local ssc = batches.context()
+        local times = {}
+        local lines = ssc:receiverStream(numbers(1))
+        lines:window(2, 2):foreachRDD(function(_, t) times[#times + 1] = t end)
+        ssc:start()
+        ssc:advance(2)
+        ssc:stop{graceful = true}
+        -- 2000 ran in advance; the records polled for stop go to 3000, seen at 4000.
+        assert.same({2000, 4000}, times)
     end)
 end)

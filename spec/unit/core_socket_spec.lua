@@ -155,12 +155,16 @@ describe("socket:errors", function()
         assert.is_true(sock:start())
         pump(e, function() return sock:stats().records >= 6 end, "two connections' lines")
         assert.are.same({"a", "b", "part", "a", "b", "part"}, (sock:take()))
+        -- Each reset, then its cut last line ("part"), kept and reported.
         local errs = sock:errors()
-        for i = 1, 2 do
+        for i = 1, 4, 2 do
             assert.are.equal("ECONNRESET", errs[i].code)
             assert.are.equal("ECONNRESET: connection reset by " .. peer(server.port), errs[i].message)
+            assert.are.equal("ETRUNCATED", errs[i + 1].code)
+            assert.matches("its 4 bytes were kept as a record", errs[i + 1].message, 1, true)
         end
         assert.are.equal(2, sock:stats().connects)
+        assert.are.equal(2, sock:stats().truncated)
         shut(e, sock)
         server:close()
     end)

@@ -8,7 +8,8 @@
  * ds_socket_take() seals it too and hands the caller every queued block.
  *
  * WHEN THE CONNECTION BREAKS (refused, reset, closed by the peer, host not
- * resolved, another network error): the unfinished line is kept as a record,
+ * resolved, another network error): the unfinished line is kept as a record
+ * and reported (DS_ETRUNCATED, with its length: it may have been cut short),
  * the connection is closed, the event is reported, and a new connection is
  * tried after a backoff that starts at backoff_initial_ms, doubles at each
  * failure up to backoff_max_ms and goes back to backoff_initial_ms after a
@@ -71,6 +72,7 @@ typedef struct {
   uint64_t records;             /* lines received as records */
   uint64_t bytes;               /* bytes read from the network */
   uint64_t skipped;             /* oversize lines skipped */
+  uint64_t truncated;           /* unfinished last lines kept as records */
   uint64_t connects;            /* successful connects */
   uint64_t errors;              /* events reported, dropped ones included */
   uint64_t dropped_reports;     /* reports lost to a full ring */
@@ -95,8 +97,15 @@ ds_block_t *ds_socket_take(ds_socket_t *s);
 size_t ds_socket_errors(ds_socket_t *s, ds_socket_report_t *out, size_t max);
 /* Fill *st with the counters. */
 void ds_socket_stats(const ds_socket_t *s, ds_socket_stats_t *st);
-/* Close the connection (its unfinished line becomes a record) and stop
- * reconnecting; records received stay takeable. Idempotent. */
+/* Read, without waiting, the bytes the connection holds right now (in the
+ * kernel's buffer, not yet read by the loop) into records: a graceful stop
+ * calls this before ds_socket_stop() so that nothing sent before the stop is
+ * lost and the sender sees a normal close, not a reset. Returns the bytes
+ * read (0 when not connected). */
+size_t ds_socket_drain(ds_socket_t *s);
+/* Close the connection (its unfinished line becomes a record, reported as
+ * DS_ETRUNCATED) and stop reconnecting; records received stay takeable.
+ * Idempotent. */
 void ds_socket_stop(ds_socket_t *s);
 /* Stop, then start closing every handle; idempotent. */
 void ds_socket_close(ds_socket_t *s);
