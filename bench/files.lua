@@ -80,8 +80,9 @@ end
 if opts.child then
     local t0, n = now(), 0
     if opts.child == "plain_io_lines" then
-        local t = {}
-        for line in io.lines(opts.path) do n = n + 1; t[n] = line end
+        local held = {}
+        for line in io.lines(opts.path) do n = n + 1; held[n] = line end
+        assert(#held == n)
     else
         local dstream = require("dstream")
         local dir = opts.path:match("^(.*)/[^/]*$")
