@@ -273,6 +273,17 @@ function FileSource:take(t)
     return n, a, ends
 end
 
+-- newFilesOnly = false: the files already there count as first seen at
+-- start, so those unchanged by the first batch are read in it.
+function FileSource:look_at_start(names, t)
+    for i = 1, #names do
+        self:consider(names[i])
+        local f = self.files[names[i]]
+        local st = f and core.fs_stat(f.path)
+        if st and st.file then f.version, f.since = version(st), t end
+    end
+end
+
 function FileSource:counts()
     local tracked = 0
     for _ in pairs(self.files) do tracked = tracked + 1 end
@@ -297,7 +308,7 @@ function sources.textFileStream(ctx, dir, opts)
             local changed, err = src.scanner:update(dir)
             if not changed then error(src.desc .. ": " .. err, 0) end
             if opts.newFilesOnly == false then
-                for i = 1, #changed do src:consider(changed[i]) end
+                src:look_at_start(changed, ctx.engine:now())
             end
         end,
         take = function(_, t)
