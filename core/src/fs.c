@@ -237,6 +237,27 @@ int ds_fs_reader_open(ds_fs_reader_t *r, const char *path, size_t max_line_bytes
   return 0;
 }
 
+/* Inside a line already too long, a hole of a sparse file (NUL bytes, no
+ * newline) cannot end it: jump to the next data instead of reading zeros,
+ * so a 2 GB sparse file costs what its data costs. Where SEEK_DATA is not
+ * supported nothing happens and the zeros are read. */
+static void skip_hole(ds_fs_reader_t *r) {
+#ifdef SEEK_DATA
+  off_t data;
+  if (!r->lines.skipping)
+    return;
+  data = lseek(r->fd, (off_t)r->offset, SEEK_DATA);
+  if (data < 0 && errno == ENXIO) /* only a hole up to the end */
+    data = lseek(r->fd, 0, SEEK_END);
+  if (data > (off_t)r->offset)
+    r->offset = (uint64_t)data;
+  else
+    lseek(r->fd, (off_t)r->offset, SEEK_SET);
+#else
+  (void)r;
+#endif
+}
+
 /* Read at most budget bytes of r through its splitter into blk; at the end
  * of the file emit the last line and set r->eof. Returns 0, an errno value
  * (positive) or a negative DS_E* code from the splitter. */
@@ -244,8 +265,10 @@ static int reader_fill(ds_fs_reader_t *r, size_t budget, ds_block_t *blk) {
   size_t done = 0;
   while (done < budget) {
     size_t want = budget - done < READ_CHUNK ? budget - done : READ_CHUNK;
-    ssize_t got = read(r->fd, r->buf, want);
+    ssize_t got;
     int rc;
+    skip_hole(r);
+    got = read(r->fd, r->buf, want);
     if (got < 0 && errno == EINTR)
       continue;
     if (got < 0)

@@ -1,5 +1,6 @@
 /* The file-system helpers against a real temporary directory: results, and
  * errors that carry the right code and name the path. */
+#include <fcntl.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -207,6 +208,31 @@ static void test_reader_steps_and_refuses_fifos(void) {
   ds_fs_reader_close(&r);
 }
 
+/* A sparse file's hole inside a line already too long is jumped over, not
+ * read: the lines around it still come out, the long one is counted. */
+static void test_reader_jumps_holes(void) {
+  static const char *const want[] = {"head", "last"};
+  static const size_t wlen[] = {4, 4};
+  const off_t hole = (off_t)1 << 30;
+  ds_fs_reader_t r;
+  ds_block_t *blk = NULL;
+  int fd = open(at("sparse"), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  CHECK(fd >= 0);
+  CHECK_EQ_INT(pwrite(fd, "head\nlong", 9, 0), 9);
+  CHECK_EQ_INT(pwrite(fd, "\nlast\n", 6, hole), 6);
+  close(fd);
+  CHECK_EQ_INT(ds_fs_reader_open(&r, at("sparse"), 100, errbuf, sizeof(errbuf)), 0);
+  CHECK_EQ_INT(ds_fs_reader_next(&r, 1 << 20, &blk, errbuf, sizeof(errbuf)), 0);
+  CHECK(r.eof);
+  if (blk != NULL)
+    check_records(blk, want, wlen, 2);
+  CHECK_EQ_INT(r.lines.skipped, 1);
+  CHECK_EQ_INT(r.offset, hole + 6);
+  ds_block_free(blk);
+  ds_fs_reader_close(&r);
+  CHECK_EQ_INT(unlink(at("sparse")), 0);
+}
+
 /* The atomic directory write the sinks do: tmp dir, files, rename, fsync. */
 static void test_atomic_directory_write(void) {
   ds_fs_stat_t st;
@@ -287,6 +313,7 @@ int main(void) {
   test_wrong_kind_of_file();
   test_permission_denied();
   test_reader_steps_and_refuses_fifos();
+  test_reader_jumps_holes();
   test_list_sorted();
   test_atomic_directory_write();
   test_remove_tree_does_not_follow_links();
