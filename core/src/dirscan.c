@@ -134,6 +134,7 @@ static int read_entries(ds_dirscan_t *sc, DIR *d, pending_list_t *fresh, pending
     item.ino = (uint64_t)e->d_ino;
     item.hash = h;
     item.name = NULL;
+    item.slot = 0;
     if (sc->cap > 0) {
       i = find_slot(sc->slots, sc->cap, e->d_name, h);
       if (sc->slots[i].name != NULL) {
