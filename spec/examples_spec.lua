@@ -134,6 +134,25 @@ end
 f:close()
 ]]
 
+    it("reads a log truncated in place (copytruncate) from its start again, with a report", function()
+        local dir = tmpdir()
+        local log = dir .. "/app.log"
+        write(log, "a INFO one\na INFO two\n")
+        local Tail = assert(loadfile("examples/tail_receiver.lua"))("--as-module").Tail
+        local reports = {}
+        local ctx = {reportError = function(_, msg) reports[#reports + 1] = msg end}
+        local tail = Tail.new(log, true)
+        tail:start(ctx)
+        assert.are.same({"a INFO one", "a INFO two"}, tail:poll(ctx, 100))
+        write(log, "b INFO x\n") -- truncates, then writes less than was there
+        assert.are.same({}, tail:poll(ctx, 100))
+        assert.are.same({"b INFO x"}, tail:poll(ctx, 100))
+        tail:stop()
+        os.execute("rm -rf " .. dir)
+        assert.are.equal(1, #reports)
+        assert.matches("was truncated; reading it from the beginning", reports[1], 1, true)
+    end)
+
     it("reads every line once while the log is rotated under a running writer", function()
         local dstream = require "dstream"
         local wait = require "spec.helpers.wait"
