@@ -108,6 +108,88 @@ describe("examples/tail_receiver.lua", function()
         assert.are.equal(0, code, out)
         assert.matches("%(INFO,2%)\n%(WARN,1%)", out)
     end)
+
+    -- A writer process appends numbered lines and rotates the log every 100
+    -- lines the way logrotate and a reopening writer do: rename the log away,
+    -- write a few more lines to the renamed file, then create a new log.
+    local WRITER = [[
+local ffi = require("ffi")
+ffi.cdef("int poll(void *fds, unsigned long n, int timeout);")
+local path, n = arg[1], tonumber(arg[2])
+local f = assert(io.open(path, "ab"))
+f:setvbuf("no")
+local rotations = 0
+for i = 1, n do
+    f:write(string.format("2026-12-07 INFO line %d\n", i))
+    if i % 100 == 0 and i < n then
+        rotations = rotations + 1
+        assert(os.rename(path, path .. "." .. rotations))
+    elseif i % 100 == 3 and i > 100 then
+        f:close()
+        f = assert(io.open(path, "ab"))
+        f:setvbuf("no")
+    end
+    ffi.C.poll(nil, 0, 1)
+end
+f:close()
+]]
+
+    it("reads a log truncated in place (copytruncate) from its start again, with a report", function()
+        local dir = tmpdir()
+        local log = dir .. "/app.log"
+        write(log, "a INFO one\na INFO two\n")
+        local Tail = assert(loadfile("examples/tail_receiver.lua"))("--as-module").Tail
+        local reports = {}
+        local ctx = {reportError = function(_, msg) reports[#reports + 1] = msg end}
+        local tail = Tail.new(log, true)
+        tail:start(ctx)
+        assert.are.same({"a INFO one", "a INFO two"}, tail:poll(ctx, 100))
+        write(log, "b INFO x\n") -- truncates, then writes less than was there
+        assert.are.same({}, tail:poll(ctx, 100))
+        assert.are.same({"b INFO x"}, tail:poll(ctx, 100))
+        tail:stop()
+        os.execute("rm -rf " .. dir)
+        assert.are.equal(1, #reports)
+        assert.matches("was truncated; reading it from the beginning", reports[1], 1, true)
+    end)
+
+    it("reads every line once while the log is rotated under a running writer", function()
+        local dstream = require "dstream"
+        local wait = require "spec.helpers.wait"
+        local dir = tmpdir()
+        local log = dir .. "/app.log"
+        write(log, "")
+        write(dir .. "/writer.lua", WRITER)
+        local Tail = assert(loadfile("examples/tail_receiver.lua"))("--as-module").Tail
+        local ssc = dstream.StreamingContext{batchInterval = 0.05, blockInterval = 0.01}
+        local seen, total, errors = {}, 0, {}
+        ssc:addStreamingListener{onReceiverError = function(e) errors[#errors + 1] = e.message end}
+        ssc:receiverStream(Tail.new(log, true)):foreachRDD(function(rdd)
+            for _, line in ipairs(rdd:collect()) do
+                local i = tonumber(line:match("^2026%-12%-07 INFO line (%d+)$"))
+                assert(i, "not a line the writer wrote: " .. line)
+                seen[i] = (seen[i] or 0) + 1
+                total = total + 1
+            end
+        end)
+        ssc:start()
+        local n = 1000
+        os.execute(string.format("luajit %s/writer.lua %s %d &", dir, log, n))
+        wait.until_done(ssc, function() return total >= n end, 30)
+        -- A little longer: a line read twice would show up now.
+        ssc:awaitTerminationOrTimeout(0.3)
+        ssc:stop()
+        os.execute("rm -rf " .. dir)
+        local missing, twice = {}, {}
+        for i = 1, n do
+            if seen[i] == nil then missing[#missing + 1] = i end
+            if (seen[i] or 0) > 1 then twice[#twice + 1] = i end
+        end
+        assert.are.same({}, missing)
+        assert.are.same({}, twice)
+        assert.are.equal(n, total)
+        assert.are.same({}, errors)
+    end)
 end)
 
 describe("the trade totals examples", function()

@@ -20,6 +20,7 @@
 #include "dstream/error.h"
 #include "dstream/fs.h"
 #include "dstream/lines.h"
+#include "fs_internal.h"
 
 #define READ_CHUNK (64 * 1024)
 
@@ -40,9 +41,7 @@ static int code_of(int err_no) {
   }
 }
 
-/* Turn err_no into a DS_E* code and describe what and where in errbuf;
- * to names a second path (a rename's target) or is NULL. */
-static int fail(int err_no, const char *path, const char *to, char *errbuf, size_t errlen) {
+int ds__fs_fail(int err_no, const char *path, const char *to, char *errbuf, size_t errlen) {
   int code = code_of(err_no);
   if (errbuf == NULL || errlen == 0)
     return code;
@@ -51,6 +50,10 @@ static int fail(int err_no, const char *path, const char *to, char *errbuf, size
   else
     snprintf(errbuf, errlen, "%s%s%s", path, to ? " -> " : "", to ? to : "");
   return code;
+}
+
+static int fail(int err_no, const char *path, const char *to, char *errbuf, size_t errlen) {
+  return ds__fs_fail(err_no, path, to, errbuf, errlen);
 }
 
 static int by_name(const void *a, const void *b) {
@@ -114,76 +117,230 @@ int ds_fs_list(const char *dir, char ***names, size_t *n, char *errbuf, size_t e
   return 0;
 }
 
+static ds_fs_kind_t kind_of(mode_t mode) {
+  if (S_ISREG(mode))
+    return DS_FS_FILE;
+  if (S_ISDIR(mode))
+    return DS_FS_DIR;
+  if (S_ISFIFO(mode))
+    return DS_FS_FIFO;
+  if (S_ISSOCK(mode))
+    return DS_FS_SOCKET;
+  if (S_ISCHR(mode))
+    return DS_FS_CHAR_DEVICE;
+  if (S_ISBLK(mode))
+    return DS_FS_BLOCK_DEVICE;
+  return DS_FS_OTHER;
+}
+
+const char *ds_fs_kind_name(ds_fs_kind_t kind) {
+  switch (kind) {
+  case DS_FS_FILE:
+    return "file";
+  case DS_FS_DIR:
+    return "directory";
+  case DS_FS_FIFO:
+    return "FIFO";
+  case DS_FS_SOCKET:
+    return "socket";
+  case DS_FS_CHAR_DEVICE:
+    return "character device";
+  case DS_FS_BLOCK_DEVICE:
+    return "block device";
+  default:
+    return "other";
+  }
+}
+
+static void fill_stat(const struct stat *sb, ds_fs_stat_t *st) {
+  st->size = (uint64_t)sb->st_size;
+  st->mtime_ms = (int64_t)sb->st_mtim.tv_sec * 1000 + sb->st_mtim.tv_nsec / 1000000;
+  st->mtime_ns = (int64_t)sb->st_mtim.tv_sec * 1000000000 + sb->st_mtim.tv_nsec;
+  st->btime_ns = 0;
+  st->ino = (uint64_t)sb->st_ino;
+  st->dev = (uint64_t)sb->st_dev;
+  st->kind = kind_of(sb->st_mode);
+  st->is_dir = st->kind == DS_FS_DIR;
+}
+
+/* The creation time, where the kernel and the file system keep one: it
+ * tells a file re-created under an old name from the old file even when
+ * the inode number was reused (ext4 reuses them at once). */
+static int64_t btime_of(int dirfd, const char *path, int flags) {
+#ifdef STATX_BTIME
+  struct statx sx;
+  if (statx(dirfd, path, flags, STATX_BTIME, &sx) == 0 && (sx.stx_mask & STATX_BTIME))
+    return (int64_t)sx.stx_btime.tv_sec * 1000000000 + sx.stx_btime.tv_nsec;
+#else
+  (void)dirfd;
+  (void)path;
+  (void)flags;
+#endif
+  return 0;
+}
+
 int ds_fs_stat(const char *path, ds_fs_stat_t *st, char *errbuf, size_t errlen) {
   struct stat sb;
   if (stat(path, &sb) != 0)
     return fail(errno, path, NULL, errbuf, errlen);
-  st->size = (uint64_t)sb.st_size;
-  st->mtime_ms = (int64_t)sb.st_mtim.tv_sec * 1000 + sb.st_mtim.tv_nsec / 1000000;
-  st->is_dir = S_ISDIR(sb.st_mode);
+  fill_stat(&sb, st);
+  st->btime_ns = btime_of(AT_FDCWD, path, 0);
   return 0;
 }
 
-/* Read fd to its end through the splitter into blk. Returns 0, an errno
- * value (positive), or a negative DS_E* code from the splitter. */
-static int split_fd(int fd, ds_lines_t *ls, ds_block_t *blk) {
-  char *buf = ds_malloc(READ_CHUNK);
-  int rc = 0;
-  if (buf == NULL)
-    return ENOMEM;
-  for (;;) {
-    ssize_t got = read(fd, buf, READ_CHUNK);
+void ds_fs_reader_close(ds_fs_reader_t *r) {
+  if (r->fd >= 0)
+    close(r->fd);
+  r->fd = -1;
+  ds_free(r->buf);
+  r->buf = NULL;
+  ds_free(r->path);
+  r->path = NULL;
+  ds_lines_close(&r->lines);
+}
+
+int ds_fs_reader_open(ds_fs_reader_t *r, const char *path, size_t max_line_bytes,
+                      char *errbuf, size_t errlen) {
+  struct stat sb;
+  int fd;
+  memset(r, 0, sizeof(*r));
+  r->fd = -1;
+  ds_lines_init(&r->lines, max_line_bytes);
+  /* O_NONBLOCK: a FIFO opens at once instead of waiting for a writer. */
+  fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  if (fd < 0)
+    return fail(errno, path, NULL, errbuf, errlen);
+  if (fstat(fd, &sb) != 0) {
+    int err = errno;
+    close(fd);
+    return fail(err, path, NULL, errbuf, errlen);
+  }
+  if (!S_ISREG(sb.st_mode)) {
+    close(fd);
+    if (errbuf != NULL && errlen > 0)
+      snprintf(errbuf, errlen, "%s (not a regular file: %s)", path,
+               ds_fs_kind_name(kind_of(sb.st_mode)));
+    return DS_EIO;
+  }
+  r->path = ds_strndup(path, strlen(path));
+  r->buf = ds_malloc(READ_CHUNK);
+  if (r->path == NULL || r->buf == NULL) {
+    close(fd);
+    ds_free(r->path);
+    ds_free(r->buf);
+    r->path = r->buf = NULL;
+    return fail(ENOMEM, path, NULL, errbuf, errlen);
+  }
+  r->fd = fd;
+  fill_stat(&sb, &r->st);
+  r->st.btime_ns = btime_of(fd, "", AT_EMPTY_PATH);
+  return 0;
+}
+
+/* Inside a line already too long, a hole of a sparse file (NUL bytes, no
+ * newline) cannot end it: jump to the next data instead of reading zeros,
+ * so a 2 GB sparse file costs what its data costs. Where SEEK_DATA is not
+ * supported nothing happens and the zeros are read. */
+static void skip_hole(ds_fs_reader_t *r) {
+#ifdef SEEK_DATA
+  off_t data;
+  if (!r->lines.skipping)
+    return;
+  data = lseek(r->fd, (off_t)r->offset, SEEK_DATA);
+  if (data < 0 && errno == ENXIO) /* only a hole up to the end */
+    data = lseek(r->fd, 0, SEEK_END);
+  if (data > (off_t)r->offset)
+    r->offset = (uint64_t)data;
+  else
+    lseek(r->fd, (off_t)r->offset, SEEK_SET);
+#else
+  (void)r;
+#endif
+}
+
+/* Read at most budget bytes of r through its splitter into blk; at the end
+ * of the file emit the last line and set r->eof. Returns 0, an errno value
+ * (positive) or a negative DS_E* code from the splitter. */
+static int reader_fill(ds_fs_reader_t *r, size_t budget, ds_block_t *blk) {
+  size_t done = 0;
+  while (done < budget) {
+    size_t want = budget - done < READ_CHUNK ? budget - done : READ_CHUNK;
+    ssize_t got;
+    int rc;
+    skip_hole(r);
+    got = read(r->fd, r->buf, want);
     if (got < 0 && errno == EINTR)
       continue;
-    if (got < 0) {
-      rc = errno;
-      break;
-    }
+    if (got < 0)
+      return errno;
     if (got == 0) {
-      rc = ds_lines_finish(ls, blk);
-      break;
+      if ((rc = ds_lines_finish(&r->lines, blk)) == 0)
+        r->eof = 1;
+      return rc;
     }
-    if ((rc = ds_lines_feed(ls, buf, (size_t)got, blk)) < 0)
-      break;
+    /* On DS_ENOMEM these bytes are lost to this reader: the caller closes it. */
+    if ((rc = ds_lines_feed(&r->lines, r->buf, (size_t)got, blk)) < 0)
+      return rc;
+    r->offset += (uint64_t)got;
+    done += (size_t)got;
   }
-  ds_free(buf);
+  return 0;
+}
+
+/* Describe reader r's failure rc (errno value or DS_E* code) in errbuf. */
+static int reader_fail(const ds_fs_reader_t *r, int rc, char *errbuf, size_t errlen) {
+  const char *path = r->path != NULL ? r->path : "(closed reader)";
+  if (rc > 0)
+    return fail(rc, path, NULL, errbuf, errlen);
+  if (errbuf != NULL && errlen > 0)
+    snprintf(errbuf, errlen, "%s", path);
   return rc;
+}
+
+int ds_fs_reader_next(ds_fs_reader_t *r, size_t budget, ds_block_t **out,
+                      char *errbuf, size_t errlen) {
+  ds_block_t *blk;
+  int rc;
+  if (r->fd < 0)
+    return reader_fail(r, DS_ECLOSED, errbuf, errlen);
+  if (r->eof)
+    return reader_fail(r, DS_ESTATE, errbuf, errlen);
+  if (budget == 0)
+    budget = 1;
+  if ((blk = ds_block_new((budget < READ_CHUNK ? budget : READ_CHUNK) + 64)) == NULL)
+    return reader_fail(r, ENOMEM, errbuf, errlen);
+  if ((rc = reader_fill(r, budget, blk)) != 0) {
+    ds_block_free(blk);
+    return reader_fail(r, rc == DS_ENOMEM ? ENOMEM : rc, errbuf, errlen);
+  }
+  *out = blk;
+  return 0;
 }
 
 int ds_fs_read_lines(const char *path, size_t max_line_bytes, ds_block_t **out,
                      uint64_t *skipped, char *errbuf, size_t errlen) {
-  struct stat sb = {0};
-  ds_lines_t ls;
+  ds_fs_reader_t r;
   ds_block_t *blk;
-  int rc, fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return fail(errno, path, NULL, errbuf, errlen);
-  if (fstat(fd, &sb) != 0 || S_ISDIR(sb.st_mode)) {
-    int err = S_ISDIR(sb.st_mode) ? EISDIR : errno;
-    close(fd);
-    return fail(err, path, NULL, errbuf, errlen);
-  }
-  if ((blk = ds_block_new((size_t)sb.st_size + (size_t)sb.st_size / 4 + 16)) == NULL) {
-    close(fd);
-    return fail(ENOMEM, path, NULL, errbuf, errlen);
-  }
-  ds_lines_init(&ls, max_line_bytes);
-  rc = split_fd(fd, &ls, blk);
-  close(fd);
-  ds_lines_close(&ls);
+  int rc = ds_fs_reader_open(&r, path, max_line_bytes, errbuf, errlen);
   if (rc != 0) {
-    ds_block_free(blk);
-    if (rc > 0)
-      return fail(rc, path, NULL, errbuf, errlen);
-    if (rc == DS_ENOMEM)
-      return fail(ENOMEM, path, NULL, errbuf, errlen);
-    if (errbuf != NULL && errlen > 0)
-      snprintf(errbuf, errlen, "%s", path);
+    ds_fs_reader_close(&r);
     return rc;
   }
-  *out = blk;
-  *skipped = ls.skipped;
-  return 0;
+  if ((blk = ds_block_new((size_t)r.st.size + (size_t)r.st.size / 4 + 16)) == NULL) {
+    ds_fs_reader_close(&r);
+    return fail(ENOMEM, path, NULL, errbuf, errlen);
+  }
+  while (!r.eof && rc == 0)
+    rc = reader_fill(&r, (size_t)-1, blk);
+  *skipped = r.lines.skipped;
+  if (rc != 0) {
+    rc = reader_fail(&r, rc == DS_ENOMEM ? ENOMEM : rc, errbuf, errlen);
+    ds_block_free(blk);
+  } else {
+    *out = blk;
+  }
+  ds_fs_reader_close(&r);
+  return rc;
 }
 
 /* Write all of data to fd, through short writes and interrupts. */

@@ -1,5 +1,6 @@
 /* The file-system helpers against a real temporary directory: results, and
  * errors that carry the right code and name the path. */
+#include <fcntl.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -131,7 +132,7 @@ static void test_wrong_kind_of_file(void) {
   CHECK_EQ_INT(ds_fs_mkdirs(at("kind/dir"), errbuf, sizeof(errbuf)), 0);
   put("kind/file", "x\n", 2);
   CHECK_EQ_INT(ds_fs_read_lines(at("kind/dir"), 10, &blk, &skipped, errbuf, sizeof(errbuf)), DS_EIO);
-  snprintf(want, sizeof(want), "%s (Is a directory)", at("kind/dir"));
+  snprintf(want, sizeof(want), "%s (not a regular file: directory)", at("kind/dir"));
   CHECK_EQ_STR(errbuf, want);
   CHECK_EQ_INT(ds_fs_list(at("kind/file"), &names, &n, errbuf, sizeof(errbuf)), DS_EIO);
   CHECK_EQ_INT(ds_fs_write(at("kind/dir"), "x", 1, errbuf, sizeof(errbuf)), DS_EIO);
@@ -175,6 +176,61 @@ static void test_list_sorted(void) {
   CHECK_EQ_INT(ds_fs_list(at("list/zsub/empty"), &names, &n, errbuf, sizeof(errbuf)), 0);
   CHECK_EQ_INT(n, 0);
   ds_fs_list_free(names, n);
+}
+
+/* A reader steps through a file at most budget bytes at a time, and refuses
+ * a FIFO at once instead of waiting for a writer. */
+static void test_reader_steps_and_refuses_fifos(void) {
+  ds_fs_reader_t r;
+  ds_block_t *blk = NULL;
+  ds_fs_stat_t st;
+  size_t lines = 0, steps = 0;
+  put("steps", "aaaa\nbbbb\ncccc\ndd", 17);
+  CHECK_EQ_INT(ds_fs_reader_open(&r, at("steps"), 100, errbuf, sizeof(errbuf)), 0);
+  CHECK_EQ_INT(r.st.size, 17);
+  while (!r.eof && steps < 100) {
+    CHECK_EQ_INT(ds_fs_reader_next(&r, 5, &blk, errbuf, sizeof(errbuf)), 0);
+    CHECK(blk->count <= 1);
+    lines += blk->count;
+    ds_block_free(blk);
+    steps++;
+  }
+  CHECK_EQ_INT(lines, 4);
+  CHECK_EQ_INT(r.offset, 17);
+  CHECK_EQ_INT(ds_fs_reader_next(&r, 5, &blk, errbuf, sizeof(errbuf)), DS_ESTATE);
+  ds_fs_reader_close(&r);
+  ds_fs_reader_close(&r);
+  CHECK_EQ_INT(mkfifo(at("fifo"), 0644), 0);
+  CHECK_EQ_INT(ds_fs_stat(at("fifo"), &st, errbuf, sizeof(errbuf)), 0);
+  CHECK_EQ_INT(st.kind, DS_FS_FIFO);
+  CHECK_EQ_INT(ds_fs_reader_open(&r, at("fifo"), 100, errbuf, sizeof(errbuf)), DS_EIO);
+  CHECK(strstr(errbuf, "fifo (not a regular file: FIFO)") != NULL);
+  ds_fs_reader_close(&r);
+}
+
+/* A sparse file's hole inside a line already too long is jumped over, not
+ * read: the lines around it still come out, the long one is counted. */
+static void test_reader_jumps_holes(void) {
+  static const char *const want[] = {"head", "last"};
+  static const size_t wlen[] = {4, 4};
+  const off_t hole = (off_t)1 << 30;
+  ds_fs_reader_t r;
+  ds_block_t *blk = NULL;
+  int fd = open(at("sparse"), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  CHECK(fd >= 0);
+  CHECK_EQ_INT(pwrite(fd, "head\nlong", 9, 0), 9);
+  CHECK_EQ_INT(pwrite(fd, "\nlast\n", 6, hole), 6);
+  close(fd);
+  CHECK_EQ_INT(ds_fs_reader_open(&r, at("sparse"), 100, errbuf, sizeof(errbuf)), 0);
+  CHECK_EQ_INT(ds_fs_reader_next(&r, 1 << 20, &blk, errbuf, sizeof(errbuf)), 0);
+  CHECK(r.eof);
+  if (blk != NULL)
+    check_records(blk, want, wlen, 2);
+  CHECK_EQ_INT(r.lines.skipped, 1);
+  CHECK_EQ_INT(r.offset, hole + 6);
+  ds_block_free(blk);
+  ds_fs_reader_close(&r);
+  CHECK_EQ_INT(unlink(at("sparse")), 0);
 }
 
 /* The atomic directory write the sinks do: tmp dir, files, rename, fsync. */
@@ -256,6 +312,8 @@ int main(void) {
   test_missing_paths_are_named();
   test_wrong_kind_of_file();
   test_permission_denied();
+  test_reader_steps_and_refuses_fifos();
+  test_reader_jumps_holes();
   test_list_sorted();
   test_atomic_directory_write();
   test_remove_tree_does_not_follow_links();

@@ -121,9 +121,181 @@ end
 
 local FILE_OPTS = {newFilesOnly = true, filter = true, maxLineBytes = true}
 
+-- How long a read file is watched for changes, and a pending one waited
+-- for before a report: Spark's minimum remember duration for file streams.
+local MIN_REMEMBER_MS = 60000
+-- Bytes read a step: a large file is read in steps of this size, so reading
+-- holds one step's lines in C, never the whole file.
+local READ_STEP = 1024 * 1024
+
 local function hidden(name)
     local c = name:sub(1, 1)
     return c == "." or c == "_"
+end
+
+-- What identifies one version of a file: the same inode and creation time
+-- (a name re-used by a new file differs in one of them), the same size and
+-- modification time (a file still being written differs in one of them).
+local function identity(st) return sformat("%.0f:%.6f", st.ino, st.btime) end
+local function version(st) return sformat("%.0f:%.6f:%.0f:%.6f", st.ino, st.btime, st.size, st.mtime) end
+
+--[[ The file source's rule, in one place:
+
+A name enters `files` when the directory scan reports it new (or re-created:
+a different inode number under an old name). Each batch it is stat'ed:
+  pending  -> read once the same version (inode, creation time, size,
+              modification time) was seen by the previous batch's stat too:
+              stable for one batch interval. Errors (it vanished, a dangling
+              link, permission denied) are reported once each and retried.
+  read     -> watched for the remember window: a different identity is a new
+              file (pending again); a changed size or mtime of the same file
+              is reported once ("changed after it was read") and not re-read.
+Directories are left silently, other non-regular files with one report. A
+name leaves `files` once read and out of the window, skipped, or gone from
+the directory; the scan itself keeps only the names now in the directory. ]]
+local FileSource = {}
+FileSource.__index = FileSource
+
+function FileSource:__tostring() return self.desc end
+
+function FileSource:report(t, msg)
+    self.ctx:_receiver_error(self.desc, sformat("batch %d ms: %s", t, msg))
+end
+
+-- Report msg about f unless the last report about it said the same.
+function FileSource:report_once(f, t, msg)
+    if f.said ~= msg then
+        f.said = msg
+        self:report(t, msg)
+    end
+end
+
+function FileSource:consider(name)
+    local path = self.dir .. "/" .. name
+    if hidden(name) or (self.filter ~= nil and not self.filter(path)) then
+        self.files[name] = nil
+        return
+    end
+    self.files[name] = {state = "pending", path = path}
+end
+
+-- Append the lines of f's file to the batch (a, n); returns the new n, or
+-- nil after reporting why the file could not be read (it is retried).
+function FileSource:read(f, t, a, n)
+    local r, err = core.fs_reader(f.path, self.max_line)
+    if not r then
+        self:report_once(f, t, sformat("%s not read yet: %s (retried every batch)", f.path, err))
+        return nil
+    end
+    local n0, eof = n, false
+    while not eof do
+        local m, e = r:read(a, n, READ_STEP)
+        if not m then
+            for i = n, n0 + 1, -1 do a[i] = nil end
+            r:close()
+            self:report_once(f, t, sformat("%s not read yet: %s (retried every batch)", f.path, e))
+            return nil
+        end
+        n, eof = m, e
+    end
+    local skipped, st, bytes = r:skipped(), r:stat(), r:offset()
+    r:close()
+    if skipped > 0 then
+        self:report(t, sformat("%s: %d line%s longer than maxLineBytes (%d) skipped",
+            f.path, skipped, skipped == 1 and "" or "s", self.max_line))
+    end
+    f.state, f.read_at, f.id, f.read_version, f.bytes = "read", t, identity(st), version(st), bytes
+    if st.mtime < os.time() * 1000 - self.window_ms then self.files[f.name] = nil end
+    return n
+end
+
+-- One batch's look at a pending file; returns the new n.
+function FileSource:step_pending(f, st, t, a, n)
+    local v = version(st)
+    if v ~= f.version then
+        f.version, f.since = v, f.since or t
+        if t - f.since >= self.window_ms and not f.slow then
+            f.slow = true
+            self:report(t, sformat("%s has kept changing for %d s; it is read once it stays unchanged "
+                .. "for one batch", f.path, (t - f.since) / 1000))
+        end
+        return n
+    end
+    return self:read(f, t, a, n) or n
+end
+
+-- One batch's look at a file read earlier.
+function FileSource:step_read(f, st, t)
+    if identity(st) ~= f.id then -- a new file under the old name
+        self.files[f.name] = {state = "pending", path = f.path, name = f.name, version = version(st), since = t}
+    elseif version(st) ~= f.read_version then
+        self:report(t, sformat("%s changed after it was read in batch %d ms (%d bytes read, %d now); "
+            .. "the change is not read: write each file once, under a new name or renamed into the directory",
+            f.path, f.read_at, f.bytes, st.size))
+        self.files[f.name] = nil
+    elseif t - f.read_at >= self.window_ms then
+        self.files[f.name] = nil
+    end
+end
+
+function FileSource:scan(t)
+    local changed, gone = self.scanner:update(self.dir)
+    if not changed then
+        if self.scan_error ~= gone then self:report(t, gone) end
+        self.scan_error = gone
+        return
+    end
+    self.scan_error = nil
+    for i = 1, #gone do self.files[gone[i]] = nil end
+    for i = 1, #changed do self:consider(changed[i]) end
+end
+
+function FileSource:take(t)
+    self:scan(t)
+    local names = {}
+    for name in pairs(self.files) do names[#names + 1] = name end
+    table.sort(names)
+    local n, a, ends = 0, {}, {}
+    for _, name in ipairs(names) do
+        local f = self.files[name]
+        f.name = name
+        local st, err = core.fs_stat(f.path)
+        if not st then
+            self:report_once(f, t, sformat("%s not read yet: %s (retried every batch)", f.path, err))
+        elseif st.dir then
+            self.files[name] = nil
+        elseif not st.file then
+            self:report(t, sformat("%s skipped: not a regular file (%s)", f.path, st.kind))
+            self.files[name] = nil
+        elseif f.state == "pending" then
+            local m = self:step_pending(f, st, t, a, n)
+            if m > n then
+                n = m
+                ends[#ends + 1] = n
+            end
+        else
+            self:step_read(f, st, t)
+        end
+    end
+    if #ends == 0 then ends[1] = 0 end
+    return n, a, ends
+end
+
+-- newFilesOnly = false: the files already there count as first seen at
+-- start, so those unchanged by the first batch are read in it.
+function FileSource:look_at_start(names, t)
+    for i = 1, #names do
+        self:consider(names[i])
+        local f = self.files[names[i]]
+        local st = f and core.fs_stat(f.path)
+        if st and st.file then f.version, f.since = version(st), t end
+    end
+end
+
+function FileSource:counts()
+    local tracked = 0
+    for _ in pairs(self.files) do tracked = tracked + 1 end
+    return {tracked = tracked, names = self.scanner:count()}
 end
 
 --- textFileStream(dir, opts): lines of the files that appear in dir.
@@ -133,55 +305,29 @@ function sources.textFileStream(ctx, dir, opts)
     end
     opts = util.check_options("textFileStream", opts, FILE_OPTS, 3)
     if opts.filter ~= nil then util.check_function("textFileStream", 2, "opts.filter", opts.filter, 3) end
-    local new_only = opts.newFilesOnly ~= false
-    local max_line = opts.maxLineBytes or 1024 * 1024
-    local desc = sformat("textFileStream(%s)", dir)
-    local seen = {}
+    local src = setmetatable({ctx = ctx, dir = dir, filter = opts.filter, files = {},
+        max_line = opts.maxLineBytes or 1024 * 1024, desc = sformat("textFileStream(%s)", dir),
+        window_ms = MIN_REMEMBER_MS}, FileSource)
     local s
-    local function report(msg)
-        ctx:_receiver_error(desc, msg)
-    end
-    s = input(ctx, {kind = "textFileStream", desc = desc, pairs = false,
+    s = input(ctx, {kind = "textFileStream", desc = src.desc, pairs = false,
         start = function()
-            local names, err = core.fs_list(dir)
-            if not names then error(desc .. ": " .. err, 0) end
-            if new_only then
-                for _, name in ipairs(names) do seen[name] = true end
+            src.window_ms = math.max(MIN_REMEMBER_MS, s.remember_ms or 0, 2 * ctx.batch_ms)
+            src.scanner = core.dirscan_new()
+            local changed, err = src.scanner:update(dir)
+            if not changed then error(src.desc .. ": " .. err, 0) end
+            if opts.newFilesOnly == false then
+                src:look_at_start(changed, ctx.engine:now())
             end
         end,
         take = function(_, t)
-            local names, err = core.fs_list(dir)
-            local n, a, ends = 0, {}, {}
-            if not names then
-                report(err)
-                names = {}
-            end
-            for _, name in ipairs(names) do
-                local path = dir .. "/" .. name
-                if not seen[name] and not hidden(name) and (opts.filter == nil or opts.filter(path)) then
-                    seen[name] = true
-                    local st, why = core.fs_stat(path)
-                    if not st then
-                        report(sformat("%s skipped: %s", path, why))
-                    elseif not st.dir then
-                        local lines, m, skipped = core.fs_read_lines(path, max_line)
-                        if not lines then
-                            report(sformat("%s skipped: %s", path, m))
-                        else
-                            for i = 1, m do a[n + i] = lines[i] end
-                            n = n + m
-                            ends[#ends + 1] = n
-                            if skipped and skipped > 0 then
-                                report(sformat("%s: %d line%s longer than maxLineBytes (%d) skipped",
-                                    path, skipped, skipped == 1 and "" or "s", max_line))
-                            end
-                        end
-                    end
-                end
-            end
-            if #ends == 0 then ends[1] = 0 end
+            if not src.scanner then return RDD.empty(t, s:_rdd_id(t)) end
+            local n, a, ends = src:take(t)
             return RDD.new(n, a, nil, ends, t, s:_rdd_id(t))
         end,
+        close = function()
+            if src.scanner then src.scanner:close() end
+        end,
+        file_counts = function() return src:counts() end,
     })
     return s
 end
