@@ -23,7 +23,7 @@ function DStream.new(ctx, fields)
     ctx:_check_building(fields.kind)
     local s = setmetatable(fields, DStream)
     s.ctx = ctx
-    s.site = s.site or util.caller_site(2)
+    s.site = s.site or util.caller_site(2, fields)
     s.generated = {}
     s.consumers = 0
     local pids, parent_slide = {}, nil

@@ -80,13 +80,71 @@ function util.raise_at_user(msg)
     error(msg, 0)
 end
 
---- Where the user called an operation from ("wordcount.lua:12"), for messages.
-function util.caller_site(level)
-    for l = level or 3, 12 do
+local function ours(src)
+    return src:find("dstream/[%w_]+%.lua$") ~= nil
+end
+
+-- Whether the user's call at stack level `level` names an operation of the
+-- API (s:map(f), DStream.map(s, f)), as the stack shows it. When a user's
+-- helper ends in `return s:map(f)`, Lua reuses the helper's frame for map (a
+-- tail call): the stack then shows map called from the helper's caller, under
+-- the helper's name, and the line of the call inside the helper is gone.
+local function api_name(level)
+    local info = debug.getinfo(level, "n")
+    if not info or not info.name then return true end
+    for _, module in ipairs({"dstream.stream", "dstream.context"}) do
+        local t = package.loaded[module]
+        if type(t) == "table" and rawget(t, info.name) ~= nil then return true end
+    end
+    return false
+end
+
+-- Where the first user function reachable from f is written: f itself, or
+-- through the upvalues of dstream's own closures (an operator's compute
+-- function holds the user's function), at most `depth` closures deep.
+local function user_function_site(f, depth)
+    if type(f) ~= "function" then return nil end
+    local info = debug.getinfo(f, "S")
+    if info.what ~= "Lua" then return nil end
+    if not ours(info.short_src or "") then
+        return info.linedefined > 0 and format("%s:%d", info.short_src, info.linedefined) or nil
+    end
+    if depth == 0 then return nil end
+    for i = 1, 16 do
+        local name, value = debug.getupvalue(f, i)
+        if name == nil then break end
+        local site = user_function_site(value, depth - 1)
+        if site then return site end
+    end
+end
+
+--- Where the user called an operation from ("wordcount.lua:12"), for
+--- messages. After a tail call (`return s:map(f)` ending a helper) the call's
+--- own line is gone from the stack: then the line where the operator's
+--- function (found in `hint`, the new stream's fields) is written stands for
+--- it, which is the call's line when the function is written inline; without
+--- one, the line that called the helper.
+function util.caller_site(level, hint)
+    for l = level or 3, 20 do
         local info = debug.getinfo(l, "Sl")
         if not info then break end
         local src = info.short_src or "?"
-        if info.what ~= "C" and not src:find("dstream/[%w_]+%.lua$") then
+        if info.what ~= "C" and not ours(src) then
+            -- l - 1 is the dstream function the user's line called; l is
+            -- one more from inside api_name.
+            if hint and l > 2 and not api_name(l) then
+                local site = user_function_site(hint.f, 0)
+                for frame = l - 1, 2, -1 do -- the user's function among our frames' locals
+                    for i = 1, 8 do
+                        if site then break end
+                        local name, value = debug.getlocal(frame, i)
+                        if name == nil then break end
+                        site = user_function_site(value, 0)
+                    end
+                end
+                site = site or user_function_site(hint._compute, 3)
+                if site then return site end
+            end
             return format("%s:%d", src, info.currentline or 0)
         end
     end

@@ -86,6 +86,53 @@ describe("an error raised by a user function in a batch", function()
         has(THIS_FILE .. ":" .. created, err:match("created at [^ ]+"))
     end)
 
+    it("says where an operator made by a helper that returns it was created: the helper's line", function()
+        local ssc = batches.context()
+        local made_at
+        -- A tail call: Lua keeps no frame of the helper while map runs.
+        local function shout(s)
+            made_at = here() return s:map(function(w) error("cannot shout " .. w) end)
+        end
+        local function quiet(s, f)
+            return s:filter(f)
+        end
+        local helper_called = here() + 1
+        shout(ssc:queueStream({{"hi"}})):collectBatches()
+        local err = first_batch_error(ssc)
+        has("dstream: map (stream", err)
+        has(THIS_FILE .. ":" .. made_at .. " failed", err:match("created at [^ ]+ failed"))
+
+        ssc = batches.context()
+        local written = here() + 1
+        local picky = function() error("too picky") end
+        quiet(ssc:queueStream({{1}}), picky):collectBatches()
+        err = first_batch_error(ssc)
+        has("dstream: filter (stream", err)
+        has(THIS_FILE .. ":" .. written .. " failed", err:match("created at [^ ]+ failed"))
+        assert.is_nil(err:find(THIS_FILE .. ":" .. helper_called .. " ", 1, true))
+    end)
+
+    it("says where a reduce or a window made by a helper that returns it was created", function()
+        local ssc = batches.context()
+        local reduce_at, window_at
+        local function total(s)
+            reduce_at = here() return s:reduce(function() error("cannot add") end)
+        end
+        local function windowed(s)
+            window_at = here() return s:reduceByKeyAndWindow(function() error("cannot add either") end, 2, 1)
+        end
+        total(ssc:queueStream({{1, 2}})):collectBatches()
+        local err = first_batch_error(ssc)
+        has("dstream: reduce (stream", err)
+        has(THIS_FILE .. ":" .. reduce_at .. " failed", err:match("created at [^ ]+ failed"))
+
+        ssc = batches.context()
+        windowed(ssc:queueStream({{1, 1}}):mapToPair(function(x) return x, x end)):collectBatches()
+        err = first_batch_error(ssc)
+        has("dstream: reduceByKeyAndWindow", err)
+        has(THIS_FILE .. ":" .. window_at .. " failed", err:match("created at [^ ]+ failed"))
+    end)
+
     it("names reduceByKey and the reducer's line when the reducer raises", function()
         local ssc = batches.context()
         local line
