@@ -157,15 +157,46 @@ BatchError.__index = BatchError
 BatchError.__tostring = function(e) return e.message end
 util.BatchError = BatchError
 
+-- What the user raised, as text, whatever it is: a string as it is; a
+-- table by its __tostring, or by its contents ({code=42}) when it has none;
+-- never raising, even when a __tostring raises or returns no string.
+local function describe_cause(cause)
+    local t = type(cause)
+    if t == "string" then return cause end
+    if t == "nil" then return "error(nil): the function raised an error with no message" end
+    if t ~= "table" then return tostring(cause) end
+    local mt = getmetatable(cause)
+    if type(mt) == "table" and rawget(mt, "__tostring") ~= nil then
+        local ok, text = pcall(tostring, cause)
+        if ok and type(text) == "string" then return text end
+        if ok then return "an error object whose __tostring returned a " .. type(text) end
+        return "an error object whose __tostring raised: " .. (type(text) == "string" and text or type(text))
+    end
+    local ok, text = pcall(require("dstream.format").value, cause)
+    return "an error table " .. (ok and text or "(unprintable)")
+end
+util.describe_cause = describe_cause
+
 function util.batch_error(fields)
     local where = fields.op or "?"
     if fields.stream_name then where = format("%s (stream %q)", where, fields.stream_name) end
     if fields.site then where = format("%s, created at %s", where, fields.site) end
     local msg = format("dstream: %s failed at batch time %s ms: %s", where,
-        fields.time and format("%d", fields.time) or "?", tostring(fields.cause))
+        fields.time and format("%d", fields.time) or "?", describe_cause(fields.cause))
     if fields.traceback then msg = msg .. "\n" .. fields.traceback end
     fields.message = msg
     return setmetatable(fields, BatchError)
+end
+
+--- The error of a failed job of the batch at t, as a BatchError: err itself
+--- when the job's error handler made one, else (the handler never ran, as
+--- for out of memory, or itself failed) one naming `stream`, the stream
+--- that was computing when it failed.
+function util.batch_failure(err, t, stream)
+    if getmetatable(err) == BatchError then return err end
+    local name = stream and (stream._name or (stream.label and stream:label()))
+    return util.batch_error{op = stream and stream.kind, stream_name = name, site = stream and stream.site,
+        time = t, cause = err}
 end
 
 return util

@@ -194,6 +194,50 @@ describe("an error raised by a user function in a batch", function()
     end)
 end)
 
+-- Whatever a user function raises, the batch's error names the operator,
+-- the stream and the batch time, and the next batch runs with its own data.
+describe("an error raised with a value that is not a string", function()
+    local raising = {
+        {"error(nil)", function() error(nil) end, "error(nil): the function raised an error with no message"},
+        {"error() with no value", function() error() end, "error(nil)"},
+        {"a table without __tostring", function() error({code = 42, why = "quota"}) end,
+            "an error table {code=42, why=quota}"},
+        {"a table with __tostring", function()
+            error(setmetatable({}, {__tostring = function() return "quota exceeded" end}))
+        end, "quota exceeded"},
+        {"a table whose __tostring raises", function()
+            error(setmetatable({}, {__tostring = function() error("cannot print me", 0) end}))
+        end, "an error object whose __tostring raised: cannot print me"},
+        {"a table whose __tostring returns no string", function()
+            error(setmetatable({}, {__tostring = function() return 42 end}))
+        end, "an error object whose __tostring returned a number"},
+        {"a boolean", function() error(false) end, "false"},
+    }
+    for _, case in ipairs(raising) do
+        it("names the operator, stream and batch time for " .. case[1], function()
+            local ssc = batches.context()
+            local f = case[2]
+            local got = ssc:queueStream({{"boom"}, {"fine"}})
+                :map(function(w) if w == "boom" then return f(w) end return w end):name("shouts")
+                :collectBatches()
+            local err = first_batch_error(ssc)
+            assert.are.equal("string", type(err))
+            has('dstream: map (stream "shouts"), created at ', err)
+            has("failed at batch time 1000 ms: " .. case[3], err)
+            ssc:advance(1)
+            assert.are.same({"fine"}, got[#got])
+        end)
+    end
+
+    it("names foreachRDD and the batch time when an output raises a table", function()
+        local ssc = batches.context()
+        ssc:queueStream({{1}}):foreachRDD(function() error({status = 503}) end)
+        local err = first_batch_error(ssc)
+        has("dstream: foreachRDD", err)
+        has("failed at batch time 1000 ms: an error table {status=503}", err)
+    end)
+end)
+
 describe("a function that must return a record", function()
     it("raises naming map when map's function returns nil", function()
         local ssc = batches.context()
