@@ -212,6 +212,7 @@ describe("an error raised with a value that is not a string", function()
             error(setmetatable({}, {__tostring = function() return 42 end}))
         end, "an error object whose __tostring returned a number"},
         {"a boolean", function() error(false) end, "false"},
+        {"out of memory", function(x) return string.rep("x", 2 ^ 31 - 100) .. x end, "not enough memory"},
     }
     for _, case in ipairs(raising) do
         it("names the operator, stream and batch time for " .. case[1], function()
@@ -235,6 +236,15 @@ describe("an error raised with a value that is not a string", function()
         local err = first_batch_error(ssc)
         has("dstream: foreachRDD", err)
         has("failed at batch time 1000 ms: an error table {status=503}", err)
+    end)
+
+    it("names reduceByKey and the batch time when the reducer runs out of memory", function()
+        local ssc = batches.context()
+        ssc:queueStream({{1, 2}}):mapToPair(function(x) return "k", x end)
+            :reduceByKey(function() return string.rep("x", 2 ^ 31 - 100) end):name("totals"):collectBatches()
+        local err = first_batch_error(ssc)
+        has('reduceByKey (stream "totals")', err)
+        has("failed at batch time 1000 ms: not enough memory", err)
     end)
 end)
 
