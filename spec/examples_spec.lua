@@ -16,12 +16,45 @@ describe("examples/wordcount.lua", function()
     end)
 end)
 
+-- The running processes whose command line contains `text` and `mark`.
+local function processes_with(text, mark)
+    local pids = {}
+    local p = assert(io.popen("ls /proc"))
+    for name in p:lines() do
+        local f = name:match("^%d+$") and io.open("/proc/" .. name .. "/cmdline")
+        if f then
+            local cmdline = (f:read("*a") or ""):gsub("%z", " ")
+            f:close()
+            if cmdline:find(text, 1, true) and cmdline:find(mark, 1, true) then pids[#pids + 1] = name .. ": " .. cmdline end
+        end
+    end
+    p:close()
+    return pids
+end
+
 describe("dstream explain", function()
     it("prints the word count's stages without running it", function()
         local out, code = run("bin/dstream explain examples/wordcount.lua 1")
         assert.are.equal(0, code, out)
         assert.matches("stage: #1 flatMap %-> #2 mapToPair %-> #3 reduceByKey %(map%-side combine%)", out)
         assert.not_matches("Time: ", out)
+    end)
+
+    for _, example in ipairs({"wordcount", "static_join"}) do
+        it("leaves no generator of examples/" .. example .. ".lua running", function()
+            -- an unusual duration marks this run's generator: --seconds 99
+            local out, code = run("bin/dstream explain examples/" .. example .. ".lua 97")
+            assert.are.equal(0, code, out)
+            assert.matches("stages after fusion:\n  stage: ", out)
+            assert.are.same({}, processes_with("wordgen.lua", "--seconds 99 "), out)
+        end)
+    end
+
+    it("shows the stage of static_join's chain read by transform, not (none)", function()
+        local out, code = run("bin/dstream explain examples/static_join.lua 1")
+        assert.are.equal(0, code, out)
+        assert.matches("stage: #1 filter %-> #2 mapToPair, reading #0 socketTextStream", out)
+        assert.not_matches("%(none", out)
     end)
 end)
 

@@ -379,7 +379,7 @@ function Context:_run_batch(t)
             n = n + r.n
         else
             s.generated[t] = RDD.empty(t, s:_rdd_id(t))
-            first_err = first_err or r
+            first_err = first_err or util.batch_failure(r, t, s)
         end
     end
     self:_notify("onBatchSubmitted", self.engine:submit(t, n))
@@ -390,14 +390,14 @@ function Context:_run_batch(t)
         if s.stateful and t % s.slide_ms == 0 then
             self._current = nil
             local ok, err = xpcall(s._rdd, job_handler(self, t, s), s, t)
-            if not ok then first_err = first_err or err end
+            if not ok then first_err = first_err or util.batch_failure(err, t, self._current or s) end
         end
     end
     for _, out in ipairs(self.outputs) do
         if t % out.slide_ms == 0 then
             self._current = nil
             local ok, err = xpcall(out.run, job_handler(self, t, out), t)
-            if not ok then first_err = first_err or err end
+            if not ok then first_err = first_err or util.batch_failure(err, t, self._current or out) end
         end
     end
     self._current = nil

@@ -1,6 +1,7 @@
 --- explain(): the graph of a context as text — its streams, the stages the
 --- compiler fuses them into, and its outputs — without running anything.
 local util = require "dstream.util"
+local DStream = require "dstream.stream"
 
 local explain = {}
 
@@ -18,18 +19,29 @@ local function parents_of(s)
     return concat(ids, ", ")
 end
 
-local function fused(p)
-    return p.narrow and p.consumers == 1 and not p.cached
+-- Each stream's one consumer (none when it has several: it is then computed
+-- once per batch and kept for them).
+local function sole_consumers(ctx)
+    local count, consumer = {}, {}
+    for _, s in ipairs(ctx.streams) do
+        for _, p in ipairs(s.parents) do
+            count[p] = (count[p] or 0) + 1
+            consumer[p] = s
+        end
+    end
+    for p, n in pairs(count) do
+        if n ~= 1 then consumer[p] = nil end
+    end
+    return consumer
 end
 
--- The stages after fusion: each stream that is computed on its own, with the
--- narrow streams folded into it.
-local function stages(ctx)
+-- The stages after fusion, as stream.lua's fusion rule makes them: each
+-- stream that runs a generated loop, with the narrow streams folded into it.
+local function stages(ctx, fused)
     local out = {}
     for _, s in ipairs(ctx.streams) do
-        local folds = s.narrow and not fused(s)
         local combines = s.kind == "reduceByKey" and fused(s.parents[1])
-        if folds or combines then
+        if (s.narrow and not fused(s)) or combines then
             local chain = {}
             local p = s
             if combines then
@@ -52,13 +64,17 @@ end
 
 --- The explanation of ctx as a string.
 function explain.text(ctx)
+    local consumer = sole_consumers(ctx)
+    local function fused(p)
+        return consumer[p] ~= nil and DStream.fused_into(p, consumer[p])
+    end
     local lines = {tostring(ctx), "streams:"}
     for _, s in ipairs(ctx.streams) do
         if not s.output then
             local extra = {}
             if s.input then extra[#extra + 1] = "input" end
             if s.cached then extra[#extra + 1] = "cached" end
-            if s.narrow and fused(s) then extra[#extra + 1] = "fused into its consumer" end
+            if fused(s) then extra[#extra + 1] = "fused into the stage of #" .. consumer[s].id end
             if s.window_ms then extra[#extra + 1] = "window " .. util.show_ms(s.window_ms) end
             if s.remember_ms then extra[#extra + 1] = "remembers " .. util.show_ms(s.remember_ms) end
             lines[#lines + 1] = sformat("  #%d %s%s%s  %s, every %s%s", s.id, s.desc or s.kind,
@@ -68,7 +84,7 @@ function explain.text(ctx)
         end
     end
     lines[#lines + 1] = "stages after fusion:"
-    local st = stages(ctx)
+    local st = stages(ctx, fused)
     if #st == 0 then st[1] = "  (none: no narrow operations)" end
     for _, l in ipairs(st) do lines[#lines + 1] = l end
     lines[#lines + 1] = "outputs:"

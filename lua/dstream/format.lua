@@ -1,6 +1,14 @@
 --- How records are shown as text: by print(), saveAsTextFiles() and tostring
 --- of a collected pair. Strings as they are, whole numbers without a
---- fraction, arrays as {a, b}, maps as {k=v} in key order, pairs as (k,v).
+--- fraction, arrays as {a, b, c}, maps as {k=v} in key order, pairs as (k,v).
+---
+--- Spark prints a Tuple2 as (a,b), and a Lua pipeline makes its tuples as
+--- two-element arrays (mapWithState's `return {key, sum}`), so a record of a
+--- value stream that is exactly a two-element array prints as (a,b) too. Only
+--- the record itself: an array inside it, or a pair's value made by the user
+--- (groupByKey's {1, 2}), stays {a, b}. Values the engine builds as tuples
+--- (a join's {v, w}, cogroup's {vs, ws}) carry the Pair metatable and print
+--- as (v,w) wherever they are.
 local format = {}
 
 local type, tostring, floor, concat, sort = type, tostring, math.floor, table.concat, table.sort
@@ -43,14 +51,37 @@ show = function(x, depth)
     return tostring(x)
 end
 
---- One record as text.
-format.record = show
+-- Whether t is a plain table holding exactly t[1] and t[2].
+local function is_tuple(t)
+    if getmetatable(t) ~= nil or t[1] == nil or t[2] == nil then return false end
+    local k = next(t)
+    local n = 0
+    while k ~= nil do
+        n = n + 1
+        if n > 2 then return false end
+        k = next(t, k)
+    end
+    return true
+end
+
+--- One record of a value stream as text: a two-element array as (a,b).
+function format.record(x)
+    if type(x) == "table" and is_tuple(x) then
+        return "(" .. show(x[1], 1) .. "," .. show(x[2], 1) .. ")"
+    end
+    return show(x, 0)
+end
+
+--- Any value as text, by the nested rules (a two-element array as {a, b}).
+format.value = show
 
 --- One pair as text: (k,v).
 function format.pair(k, v)
     return "(" .. show(k) .. "," .. show(v) .. ")"
 end
 
+--- The metatable of a pair (or a tuple the engine builds) as one table:
+--- {k, v}, shown (k,v) by tostring and print.
 local Pair = {}
 Pair.__tostring = function(p) return format.pair(p[1], p[2]) end
 format.Pair = Pair

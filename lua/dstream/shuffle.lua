@@ -34,10 +34,11 @@
 -- luacheck: no unused args
 
 local key = require "dstream.key"
+local Pair = require("dstream.format").Pair
 
 local shuffle = {}
 
-local type, error, tostring = type, error, tostring
+local type, error, tostring, setmetatable = type, error, tostring, setmetatable
 local min = math.min
 local slot_slow, show = key.slot_slow, key.show
 
@@ -267,7 +268,8 @@ local KEEP_RIGHT = { inner = false, left = false, right = true, full = true }
 --- Joins two pair RDDs A and B ({n =, ks =, vs =, ends =}). kind is
 --- "inner", "left", "right" or "full". Every matching (v, w) gives a record
 --- (k, {v, w}), v in A's arrival order then w in B's; a missing side of an
---- outer join is nil. Returns m, oks, ovs, oends (one partition).
+--- outer join is nil. {v, w} is a tuple (the Pair metatable): it prints
+--- (v,w), as Spark prints a join's values. Returns m, oks, ovs, oends (one partition).
 function shuffle.join(kind, opname, A, B)
     local keep_left, keep_right = KEEP_LEFT[kind], KEEP_RIGHT[kind]
     if keep_left == nil then
@@ -288,7 +290,7 @@ function shuffle.join(kind, opname, A, B)
                 while j ~= nil do
                     m = m + 1
                     oks[m] = k
-                    ovs[m] = { v, bvs[j] }
+                    ovs[m] = setmetatable({ v, bvs[j] }, Pair)
                     j = bnext[j]
                 end
                 i = anext[i]
@@ -298,7 +300,7 @@ function shuffle.join(kind, opname, A, B)
                 while i ~= nil do
                     m = m + 1
                     oks[m] = k
-                    ovs[m] = { avs[i], nil }
+                    ovs[m] = setmetatable({ avs[i], nil }, Pair)
                     i = anext[i]
                 end
             end
@@ -307,7 +309,7 @@ function shuffle.join(kind, opname, A, B)
             while j ~= nil do
                 m = m + 1
                 oks[m] = k
-                ovs[m] = { nil, bvs[j] }
+                ovs[m] = setmetatable({ nil, bvs[j] }, Pair)
                 j = bnext[j]
             end
         end
@@ -326,7 +328,8 @@ local function collect_chain(head, nxt, vals)
 end
 
 --- Every key of A or B with {vs, ws}: its values on each side in arrival
---- order (an empty array for a side without the key). Keys of A first.
+--- order (an empty array for a side without the key), a tuple (the Pair
+--- metatable) that prints ({..},{..}). Keys of A first.
 --- Returns m, oks, ovs, oends (one partition).
 function shuffle.cogroup(opname, A, B)
     local idx = key.index(opname)
@@ -336,8 +339,8 @@ function shuffle.cogroup(opname, A, B)
     local avs, bvs = A.vs, B.vs
     local ovs = {}
     for s = 1, idx.m do
-        ovs[s] = { collect_chain(ahead[s], anext, avs),
-                   collect_chain(bhead[s], bnext, bvs) }
+        ovs[s] = setmetatable({ collect_chain(ahead[s], anext, avs),
+                   collect_chain(bhead[s], bnext, bvs) }, Pair)
     end
     return idx.m, idx.keys, ovs, { idx.m }
 end

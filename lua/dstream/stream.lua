@@ -23,7 +23,7 @@ function DStream.new(ctx, fields)
     ctx:_check_building(fields.kind)
     local s = setmetatable(fields, DStream)
     s.ctx = ctx
-    s.site = s.site or util.caller_site(2)
+    s.site = s.site or util.caller_site(2, fields)
     s.generated = {}
     s.consumers = 0
     local pids, parent_slide = {}, nil
@@ -134,16 +134,21 @@ end
 
 -- Narrow streams: fused into one stage ending at the stream that is asked.
 
-local function fused_into_child(p)
-    return p.narrow and p.consumers == 1 and not p.cached
+--- The fusion rule, the one place it is decided (explain() asks it too):
+--- whether p's records are made inside the stage of c, its consumer, rather
+--- than kept as a batch of their own. c folds its parent's chain into its
+--- stage when c is narrow, or a reduceByKey (map-side combine).
+function DStream.fused_into(p, c)
+    return p.narrow and p.consumers == 1 and not p.cached and (c.narrow or c.kind == "reduceByKey") or false
 end
+local fused_into = DStream.fused_into
 
 function DStream:_stage_chain()
     local ops, s = {}, self
     while true do
         table.insert(ops, 1, s)
         local p = s.parents[1]
-        if not fused_into_child(p) then return ops, p end
+        if not fused_into(p, s) then return ops, p end
         s = p
     end
 end
@@ -373,7 +378,7 @@ function DStream:reduceByKey(f, numPartitions)
     end, {f = f, num_partitions = numPartitions})
     local by_rdd = s._compute
     s._compute = function(self_, t)
-        if fused_into_child(self_.parents[1]) then return compute_combined(self_, t) end
+        if fused_into(self_.parents[1], self_) then return compute_combined(self_, t) end
         return by_rdd(self_, t)
     end
     return s

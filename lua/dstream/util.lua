@@ -86,13 +86,71 @@ function util.raise_at_user(msg)
     error(msg, 0)
 end
 
---- Where the user called an operation from ("wordcount.lua:12"), for messages.
-function util.caller_site(level)
-    for l = level or 3, 12 do
+local function ours(src)
+    return src:find("dstream/[%w_]+%.lua$") ~= nil
+end
+
+-- Whether the user's call at stack level `level` names an operation of the
+-- API (s:map(f), DStream.map(s, f)), as the stack shows it. When a user's
+-- helper ends in `return s:map(f)`, Lua reuses the helper's frame for map (a
+-- tail call): the stack then shows map called from the helper's caller, under
+-- the helper's name, and the line of the call inside the helper is gone.
+local function api_name(level)
+    local info = debug.getinfo(level, "n")
+    if not info or not info.name then return true end
+    for _, module in ipairs({"dstream.stream", "dstream.context"}) do
+        local t = package.loaded[module]
+        if type(t) == "table" and rawget(t, info.name) ~= nil then return true end
+    end
+    return false
+end
+
+-- Where the first user function reachable from f is written: f itself, or
+-- through the upvalues of dstream's own closures (an operator's compute
+-- function holds the user's function), at most `depth` closures deep.
+local function user_function_site(f, depth)
+    if type(f) ~= "function" then return nil end
+    local info = debug.getinfo(f, "S")
+    if info.what ~= "Lua" then return nil end
+    if not ours(info.short_src or "") then
+        return info.linedefined > 0 and format("%s:%d", info.short_src, info.linedefined) or nil
+    end
+    if depth == 0 then return nil end
+    for i = 1, 16 do
+        local name, value = debug.getupvalue(f, i)
+        if name == nil then break end
+        local site = user_function_site(value, depth - 1)
+        if site then return site end
+    end
+end
+
+--- Where the user called an operation from ("wordcount.lua:12"), for
+--- messages. After a tail call (`return s:map(f)` ending a helper) the call's
+--- own line is gone from the stack: then the line where the operator's
+--- function (found in `hint`, the new stream's fields) is written stands for
+--- it, which is the call's line when the function is written inline; without
+--- one, the line that called the helper.
+function util.caller_site(level, hint)
+    for l = level or 3, 20 do
         local info = debug.getinfo(l, "Sl")
         if not info then break end
         local src = info.short_src or "?"
-        if info.what ~= "C" and not src:find("dstream/[%w_]+%.lua$") then
+        if info.what ~= "C" and not ours(src) then
+            -- l - 1 is the dstream function the user's line called; l is
+            -- one more from inside api_name.
+            if hint and l > 2 and not api_name(l) then
+                local site = user_function_site(hint.f, 0)
+                for frame = l - 1, 2, -1 do -- the user's function among our frames' locals
+                    for i = 1, 8 do
+                        if site then break end
+                        local name, value = debug.getlocal(frame, i)
+                        if name == nil then break end
+                        site = user_function_site(value, 0)
+                    end
+                end
+                site = site or user_function_site(hint._compute, 3)
+                if site then return site end
+            end
             return format("%s:%d", src, info.currentline or 0)
         end
     end
@@ -105,15 +163,46 @@ BatchError.__index = BatchError
 BatchError.__tostring = function(e) return e.message end
 util.BatchError = BatchError
 
+-- What the user raised, as text, whatever it is: a string as it is; a
+-- table by its __tostring, or by its contents ({code=42}) when it has none;
+-- never raising, even when a __tostring raises or returns no string.
+local function describe_cause(cause)
+    local t = type(cause)
+    if t == "string" then return cause end
+    if t == "nil" then return "error(nil): the function raised an error with no message" end
+    if t ~= "table" then return tostring(cause) end
+    local mt = getmetatable(cause)
+    if type(mt) == "table" and rawget(mt, "__tostring") ~= nil then
+        local ok, text = pcall(tostring, cause)
+        if ok and type(text) == "string" then return text end
+        if ok then return "an error object whose __tostring returned a " .. type(text) end
+        return "an error object whose __tostring raised: " .. (type(text) == "string" and text or type(text))
+    end
+    local ok, text = pcall(require("dstream.format").value, cause)
+    return "an error table " .. (ok and text or "(unprintable)")
+end
+util.describe_cause = describe_cause
+
 function util.batch_error(fields)
     local where = fields.op or "?"
     if fields.stream_name then where = format("%s (stream %q)", where, fields.stream_name) end
     if fields.site then where = format("%s, created at %s", where, fields.site) end
     local msg = format("dstream: %s failed at batch time %s ms: %s", where,
-        fields.time and format("%d", fields.time) or "?", tostring(fields.cause))
+        fields.time and format("%d", fields.time) or "?", describe_cause(fields.cause))
     if fields.traceback then msg = msg .. "\n" .. fields.traceback end
     fields.message = msg
     return setmetatable(fields, BatchError)
+end
+
+--- The error of a failed job of the batch at t, as a BatchError: err itself
+--- when the job's error handler made one, else (the handler never ran, as
+--- for out of memory, or itself failed) one naming `stream`, the stream
+--- that was computing when it failed.
+function util.batch_failure(err, t, stream)
+    if getmetatable(err) == BatchError then return err end
+    local name = stream and (stream._name or (stream.label and stream:label()))
+    return util.batch_error{op = stream and stream.kind, stream_name = name, site = stream and stream.site,
+        time = t, cause = err}
 end
 
 return util

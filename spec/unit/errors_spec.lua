@@ -86,6 +86,53 @@ describe("an error raised by a user function in a batch", function()
         has(THIS_FILE .. ":" .. created, err:match("created at [^ ]+"))
     end)
 
+    it("says where an operator made by a helper that returns it was created: the helper's line", function()
+        local ssc = batches.context()
+        local made_at
+        -- A tail call: Lua keeps no frame of the helper while map runs.
+        local function shout(s)
+            made_at = here() return s:map(function(w) error("cannot shout " .. w) end)
+        end
+        local function quiet(s, f)
+            return s:filter(f)
+        end
+        local helper_called = here() + 1
+        shout(ssc:queueStream({{"hi"}})):collectBatches()
+        local err = first_batch_error(ssc)
+        has("dstream: map (stream", err)
+        has(THIS_FILE .. ":" .. made_at .. " failed", err:match("created at [^ ]+ failed"))
+
+        ssc = batches.context()
+        local written = here() + 1
+        local picky = function() error("too picky") end
+        quiet(ssc:queueStream({{1}}), picky):collectBatches()
+        err = first_batch_error(ssc)
+        has("dstream: filter (stream", err)
+        has(THIS_FILE .. ":" .. written .. " failed", err:match("created at [^ ]+ failed"))
+        assert.is_nil(err:find(THIS_FILE .. ":" .. helper_called .. " ", 1, true))
+    end)
+
+    it("says where a reduce or a window made by a helper that returns it was created", function()
+        local ssc = batches.context()
+        local reduce_at, window_at
+        local function total(s)
+            reduce_at = here() return s:reduce(function() error("cannot add") end)
+        end
+        local function windowed(s)
+            window_at = here() return s:reduceByKeyAndWindow(function() error("cannot add either") end, 2, 1)
+        end
+        total(ssc:queueStream({{1, 2}})):collectBatches()
+        local err = first_batch_error(ssc)
+        has("dstream: reduce (stream", err)
+        has(THIS_FILE .. ":" .. reduce_at .. " failed", err:match("created at [^ ]+ failed"))
+
+        ssc = batches.context()
+        windowed(ssc:queueStream({{1, 1}}):mapToPair(function(x) return x, x end)):collectBatches()
+        err = first_batch_error(ssc)
+        has("dstream: reduceByKeyAndWindow", err)
+        has(THIS_FILE .. ":" .. window_at .. " failed", err:match("created at [^ ]+ failed"))
+    end)
+
     it("names reduceByKey and the reducer's line when the reducer raises", function()
         local ssc = batches.context()
         local line
@@ -144,6 +191,60 @@ describe("an error raised by a user function in a batch", function()
         local err = first_batch_error(ssc)
         has("dstream: transform (stream", err)
         has("function must return an RDD, got table", err)
+    end)
+end)
+
+-- Whatever a user function raises, the batch's error names the operator,
+-- the stream and the batch time, and the next batch runs with its own data.
+describe("an error raised with a value that is not a string", function()
+    local raising = {
+        {"error(nil)", function() error(nil) end, "error(nil): the function raised an error with no message"},
+        {"error() with no value", function() error() end, "error(nil)"},
+        {"a table without __tostring", function() error({code = 42, why = "quota"}) end,
+            "an error table {code=42, why=quota}"},
+        {"a table with __tostring", function()
+            error(setmetatable({}, {__tostring = function() return "quota exceeded" end}))
+        end, "quota exceeded"},
+        {"a table whose __tostring raises", function()
+            error(setmetatable({}, {__tostring = function() error("cannot print me", 0) end}))
+        end, "an error object whose __tostring raised: cannot print me"},
+        {"a table whose __tostring returns no string", function()
+            error(setmetatable({}, {__tostring = function() return 42 end}))
+        end, "an error object whose __tostring returned a number"},
+        {"a boolean", function() error(false) end, "false"},
+        {"out of memory", function(x) return string.rep("x", 2 ^ 31 - 100) .. x end, "not enough memory"},
+    }
+    for _, case in ipairs(raising) do
+        it("names the operator, stream and batch time for " .. case[1], function()
+            local ssc = batches.context()
+            local f = case[2]
+            local got = ssc:queueStream({{"boom"}, {"fine"}})
+                :map(function(w) if w == "boom" then return f(w) end return w end):name("shouts")
+                :collectBatches()
+            local err = first_batch_error(ssc)
+            assert.are.equal("string", type(err))
+            has('dstream: map (stream "shouts"), created at ', err)
+            has("failed at batch time 1000 ms: " .. case[3], err)
+            ssc:advance(1)
+            assert.are.same({"fine"}, got[#got])
+        end)
+    end
+
+    it("names foreachRDD and the batch time when an output raises a table", function()
+        local ssc = batches.context()
+        ssc:queueStream({{1}}):foreachRDD(function() error({status = 503}) end)
+        local err = first_batch_error(ssc)
+        has("dstream: foreachRDD", err)
+        has("failed at batch time 1000 ms: an error table {status=503}", err)
+    end)
+
+    it("names reduceByKey and the batch time when the reducer runs out of memory", function()
+        local ssc = batches.context()
+        ssc:queueStream({{1, 2}}):mapToPair(function(x) return "k", x end)
+            :reduceByKey(function() return string.rep("x", 2 ^ 31 - 100) end):name("totals"):collectBatches()
+        local err = first_batch_error(ssc)
+        has('reduceByKey (stream "totals")', err)
+        has("failed at batch time 1000 ms: not enough memory", err)
     end)
 end)
 

@@ -3,6 +3,7 @@
 -- with helpers/jit_aborts, that LuaJIT compiled the stage's loop without a
 -- trace abort (no timing involved). User functions here are arithmetic
 -- only, which the JIT compiles.
+local dstream = require "dstream"
 local batches = require "helpers.batches"
 local jit_aborts = require "helpers.jit_aborts"
 
@@ -212,5 +213,104 @@ describe("a fused chain", function()
         end)
         assert.same({{2}}, out)
         assert.same({"map1", "filter1", "map2", "filter2", "map22"}, log)
+    end)
+end)
+
+-- explain()'s stages, and the stages the batches really compiled: each as
+-- "#1 filter -> #2 mapToPair, reading #0 queueStream", sorted.
+local function explained_stages(ssc)
+    local text = ssc:explain()
+    local out = {}
+    for line in text:gmatch("  stage: ([^\n]+)") do out[#out + 1] = line end
+    table.sort(out)
+    return out, text
+end
+
+local function compiled_stages(ssc)
+    local out = {}
+    for _, s in ipairs(ssc.streams) do
+        local info = s._stage_info
+        if info then
+            local chain = {}
+            for i, op in ipairs(info.ops) do
+                chain[i] = "#" .. op.stream.id .. " " .. op.kind
+                if op.stream.kind == "reduceByKey" then chain[i] = chain[i] .. " (map-side combine)" end
+            end
+            local input = s._input
+            out[#out + 1] = string.format("%s, reading #%d %s", table.concat(chain, " -> "), input.id,
+                input.desc or input.kind)
+        end
+    end
+    table.sort(out)
+    return out
+end
+
+local function quietly(fn)
+    local saved = io.output()
+    io.output(io.tmpfile())
+    local ok, err = pcall(fn)
+    io.output(saved)
+    if not ok then error(err, 0) end
+end
+
+describe("ssc:explain()", function()
+    local ident = function(x) return x end
+    local graphs = {
+        {"a chain read by transform (static_join's shape)", function(s)
+            return s:filter(function() return true end):mapToPair(function(x) return x, 1 end)
+                :transform(function(rdd) return rdd end):collectBatches()
+        end},
+        {"a chain read by an output", function(s)
+            return s:map(ident):map(ident):print()
+        end},
+        {"a chain ending in reduceByKey", function(s)
+            return s:flatMap(function(x) return {x, x} end):mapToPair(function(x) return x, 1 end)
+                :reduceByKey(function(a, b) return a + b end):collectBatches()
+        end},
+        {"a chain read by a window (the trade totals' shape)", function(s)
+            return s:mapToPair(function(x) return x, 1 end)
+                :reduceByKeyAndWindow(function(a, b) return a + b end, 2, 1):collectBatches()
+        end},
+        {"a chain read by mapWithState", function(s)
+            return s:mapToPair(function(x) return x, 1 end)
+                :mapWithState(dstream.StateSpec(function(k) return k end)):collectBatches()
+        end},
+        {"a narrow stream with two consumers", function(s)
+            local m = s:map(ident)
+            m:filter(ident):collectBatches()
+            return m:map(ident):print()
+        end},
+        {"a cached narrow stream", function(s)
+            return s:map(ident):cache():map(ident):collectBatches()
+        end},
+    }
+    for _, g in ipairs(graphs) do
+        it("lists exactly the stages that run, for " .. g[1], function()
+            local ssc = batches.context()
+            g[2](ssc:queueStream({{1, 2, 3}}))
+            local explained, text
+            quietly(function() explained, text = explained_stages(ssc) end)
+            ssc:start()
+            quietly(function() ssc:advance(1) end)
+            ssc:stop()
+            assert.is_true(#explained > 0, text)
+            assert.are.same(compiled_stages(ssc), explained, text)
+            for id in text:gmatch("fused into the stage of #(%d+)") do
+                assert.truthy(text:find("-> #" .. id .. " ", 1, true), text)
+            end
+        end)
+    end
+
+    it("does not call a stream fused whose stage runs on its own (filter -> mapToPair -> transform)", function()
+        local ssc = batches.context()
+        ssc:queueStream({}):filter(function() return true end):mapToPair(function(x) return x, 1 end)
+            :transform(function(rdd) return rdd end):print()
+        local text
+        quietly(function() text = ssc:explain() end)
+        assert.matches("stage: #1 filter %-> #2 mapToPair, reading #0 queueStream", text)
+        assert.matches("#1 filter <%- #0  values, every 1 s  %(fused into the stage of #2%)", text)
+        assert.matches("#2 mapToPair <%- #1  pairs, every 1 s\n", text)
+        assert.not_matches("%(none", text)
+        ssc:stop()
     end)
 end)

@@ -1,5 +1,6 @@
 -- DStream:print(n): Spark's format, written with io.write. Each spec sends
 -- io.output to a temporary file and reads back what was printed.
+local dstream = require "dstream"
 local batches = require "helpers.batches"
 
 local RULE = string.rep("-", 43)
@@ -68,9 +69,54 @@ describe("DStream:print", function()
         assert.equal(block(1000, {"3", "2.5", "-0.25", "1000"}), text)
     end)
 
-    it("prints arrays as {a, b} and booleans as Lua does", function()
-        local text = printed({{{1, "a"}, true}}, function(s) s:print() end)
-        assert.equal(block(1000, {"{1, a}", "true"}), text)
+    it("prints arrays as {a, b, c} and booleans as Lua does", function()
+        local text = printed({{{1, "a", 2.5}, {}, true}}, function(s) s:print() end)
+        assert.equal(block(1000, {"{1, a, 2.5}", "{}", "true"}), text)
+    end)
+
+    it("prints a two-element array record as a tuple (a,b), as Spark prints a Tuple2", function()
+        local text = printed({{{"hello", 2}, {1, {2, 3}}, {"x", y = 1}}}, function(s) s:print() end)
+        assert.equal(block(1000, {"(hello,2)", "(1,{2, 3})", "{x, y=1}"}), text)
+    end)
+
+    it("prints mapWithState's {key, count} records as (key,count)", function()
+        local text = printed({{"hello", "world", "hello"}}, function(s)
+            s:mapToPair(function(w) return w, 1 end)
+                :mapWithState(dstream.StateSpec(function(w, n, state)
+                    local count = (state:getOption() or 0) + n
+                    state:update(count)
+                    return {w, count}
+                end))
+                :print()
+        end)
+        assert.equal(block(1000, {"(hello,1)", "(world,1)", "(hello,2)"}), text)
+    end)
+
+    it("prints a join's values as tuples: (apple,(3,fruit)), a missing side as nil", function()
+        local text = printed({{"apple 3", "caviar 1"}}, function(s)
+            local ref = s.ctx:parallelizePairs{apple = "fruit"}
+            s:mapToPair(function(line) local p, n = line:match("(%S+) (%d+)") return p, tonumber(n) end)
+                :transform(function(rdd) return rdd:leftOuterJoin(ref):sortBy(function(k) return k end) end)
+                :print()
+        end)
+        assert.equal(block(1000, {"(apple,(3,fruit))", "(caviar,(1,nil))"}), text)
+    end)
+
+    it("prints an inner join of two streams as (k,(v,w)) and cogroup as (k,({vs},{ws}))", function()
+        local text = printed({{"a"}}, function(s)
+            local left = s:mapToPair(function(w) return w, 1 end)
+            local right = s:mapToPair(function(w) return w, "x" end)
+            left:join(right):print()
+            left:cogroup(right):print()
+        end)
+        assert.equal(block(1000, {"(a,(1,x))"}) .. block(1000, {"(a,({1},{x}))"}), text)
+    end)
+
+    it("shows a collected join record with tostring as Spark does", function()
+        local ssc = batches.context()
+        local left = ssc:parallelizePairs{apple = 3}
+        local joined = left:join(ssc:parallelizePairs{apple = "fruit"}):collect()
+        assert.equal("(apple,(3,fruit))", tostring(joined[1]))
     end)
 
     it("prints the values of a grouped pair stream as arrays", function()
