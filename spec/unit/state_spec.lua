@@ -395,44 +395,41 @@ describe("an hourly ring as keyed state over 1 500 batches", function()
         end)
     end
 
-    it("updateStateByKey keeps every product's ring exact", function()
-        local input = batches()
-        local want = expected(input)
-        local ssc = dstream.StreamingContext{batchInterval = 60, clock = "manual"}
+    -- Runs every batch; the (key, state) pairs of the last, as a table.
+    local function last_batch(ssc, pairs_stream)
         local last = {}
-        lines(ssc, input):updateStateByKey(function(values, ring, timeMs)
-            ring = ring or {}
-            for i = 1, #values do add(ring, hour_of(timeMs), values[i]) end
-            return ring
-        end):foreachRDD(function(rdd)
+        pairs_stream:foreachRDD(function(rdd)
             last = {}
             for _, kv in ipairs(rdd:collect()) do last[kv[1]] = kv[2] end
         end)
         ssc:start()
         ssc:advance(BATCHES)
         ssc:stop()
-        same_rings(want, last)
+        return last
+    end
+
+    it("updateStateByKey keeps every product's ring exact", function()
+        local input = batches()
+        local want = expected(input)
+        local ssc = dstream.StreamingContext{batchInterval = 60, clock = "manual"}
+        same_rings(want, last_batch(ssc, lines(ssc, input):updateStateByKey(function(values, ring, timeMs)
+            ring = ring or {}
+            for i = 1, #values do add(ring, hour_of(timeMs), values[i]) end
+            return ring
+        end)))
     end)
 
     it("mapWithState keeps every product's ring exact", function()
         local input = batches()
         local want = expected(input)
         local ssc = dstream.StreamingContext{batchInterval = 60, clock = "manual"}
-        local last = {}
         local spec = dstream.StateSpec(function(_, cents, state, timeMs)
             local ring = state:getOption() or {}
             add(ring, hour_of(timeMs), cents)
             state:update(ring)
             return nil
         end)
-        lines(ssc, input):mapWithState(spec):stateSnapshots():foreachRDD(function(rdd)
-            last = {}
-            for _, kv in ipairs(rdd:collect()) do last[kv[1]] = kv[2] end
-        end)
-        ssc:start()
-        ssc:advance(BATCHES)
-        ssc:stop()
-        same_rings(want, last)
+        same_rings(want, last_batch(ssc, lines(ssc, input):mapWithState(spec):stateSnapshots()))
     end)
 end)
 
