@@ -1,4 +1,6 @@
 -- Every example runs for real, briefly, and prints what a user expects.
+local files = require("spec.helpers.files")
+local tmpdir, read, write = files.tmpdir, files.read, files.write
 local function run(cmd)
     local p = assert(io.popen(cmd .. " 2>&1; echo \"exit=$?\""))
     local out = p:read("*a")
@@ -76,26 +78,8 @@ describe("dstream run", function()
     end)
 end)
 
-local function tmpdir()
-    local p = io.popen("mktemp -d")
-    local dir = p:read("*l")
-    p:close()
-    return dir
-end
 
-local function write(path, text)
-    local f = assert(io.open(path, "w"))
-    f:write(text)
-    f:close()
-end
 
-local function read(path)
-    local f = io.open(path)
-    if not f then return nil end
-    local text = f:read("*a")
-    f:close()
-    return text
-end
 
 describe("examples/file_etl.lua", function()
     it("writes the revenue per product of the files in the directory, one directory per batch", function()

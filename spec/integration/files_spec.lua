@@ -6,6 +6,8 @@ local dstream = require("dstream")
 local core = require("dstream.core")
 local ffi = require("ffi")
 local batches = require("spec.helpers.batches")
+local files = require("spec.helpers.files")
+local tmpdir, write, append = files.tmpdir, files.write, files.append
 
 pcall(ffi.cdef, [[
 int socket(int domain, int type, int protocol);
@@ -17,18 +19,7 @@ int chmod(const char *path, unsigned int mode);
 unsigned int geteuid(void);
 ]])
 
-local function tmpdir()
-    local path = os.tmpname()
-    os.remove(path)
-    assert(core.fs_mkdirs(path))
-    return path
-end
 
-local function write(path, data)
-    local f = assert(io.open(path, "wb"))
-    f:write(data)
-    f:close()
-end
 
 -- A Unix-domain socket bound at path: a directory entry that is neither a
 -- file nor a directory, and that open() refuses (ENXIO).
@@ -63,11 +54,6 @@ local function all_records(out)
     return r
 end
 
-local function append(path, data)
-    local f = assert(io.open(path, "ab"))
-    f:write(data)
-    f:close()
-end
 
 describe("ssc:textFileStream", function()
     local dir

@@ -4,26 +4,11 @@
 local dstream = require("dstream")
 local core = require("dstream.core")
 local batches = require("spec.helpers.batches")
+local files = require("spec.helpers.files")
+local tmpdir, read, write = files.tmpdir, files.read, files.write
 
-local function tmpdir()
-    local path = os.tmpname()
-    os.remove(path)
-    assert(core.fs_mkdirs(path))
-    return path
-end
 
-local function read(path)
-    local f = assert(io.open(path, "rb"))
-    local s = f:read("*a")
-    f:close()
-    return s
-end
 
-local function write(path, data)
-    local f = assert(io.open(path, "wb"))
-    f:write(data)
-    f:close()
-end
 
 local function list(dir)
     return assert(core.fs_list(dir))
