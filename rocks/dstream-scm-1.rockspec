@@ -7,7 +7,8 @@
 -- tree; LUA_INCDIR names LuaJIT's headers (CMake finds them itself through
 -- pkg-config, LuaRocks only checks that they are there). CMakeLists.txt
 -- builds the C module and installs it, the Lua modules and the `dstream`
--- command into the directories given below.
+-- command into the directories given below; the C tests and the benchmark
+-- programs are not built, and warnings do not fail the build.
 rockspec_format = "3.0"
 package = "dstream"
 version = "scm-1"
@@ -38,6 +39,9 @@ build = {
     type = "cmake",
     variables = {
         CMAKE_BUILD_TYPE = "Release",
+        DS_BUILD_TESTS = "OFF",
+        DS_BUILD_BENCH = "OFF",
+        DS_WERROR = "OFF",
         CMAKE_INSTALL_PREFIX = "$(PREFIX)",
         DS_INSTALL_LUADIR = "$(LUADIR)",
         DS_INSTALL_LIBDIR = "$(LIBDIR)",

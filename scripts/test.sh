@@ -30,14 +30,16 @@ ctest_count() { # dir label
   failed=$((failed + bad))
 }
 
+# Each build asks for -Werror and for the C tests (DS_WERROR is off and the
+# tests are skipped in a LuaRocks build); build/ also holds bench/'s programs.
 mkdir -p build
-if build build -DCMAKE_BUILD_TYPE=RelWithDebInfo; then
+if build build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDS_WERROR=ON -DDS_BUILD_TESTS=ON -DDS_BUILD_BENCH=ON; then
   ctest_count build c
 else
   echo "build failed:"; tail -n 40 build.log; failed=$((failed + 1))
 fi
 
-if build build-asan -DCMAKE_BUILD_TYPE=Debug -DDS_SANITIZE=ON; then
+if build build-asan -DCMAKE_BUILD_TYPE=Debug -DDS_SANITIZE=ON -DDS_WERROR=ON -DDS_BUILD_TESTS=ON; then
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest_count build-asan c+asan
 else
   echo "sanitizer build failed:"; tail -n 40 build-asan.log; failed=$((failed + 1))
@@ -49,7 +51,7 @@ fi
 fuzz_runs=${DS_FUZZ_RUNS:-300000}
 if ! command -v clang >/dev/null; then
   echo "[fuzz] clang is not installed (the README's first command installs it)"; failed=$((failed + 1))
-elif CC=clang build build-fuzz -DCMAKE_BUILD_TYPE=Debug -DDS_SANITIZE=ON -DDS_FUZZ=ON; then
+elif CC=clang build build-fuzz -DCMAKE_BUILD_TYPE=Debug -DDS_SANITIZE=ON -DDS_FUZZ=ON -DDS_WERROR=ON; then
   for target in build-fuzz/fuzz_*; do
     [ -x "$target" ] || continue
     name=$(basename "$target")

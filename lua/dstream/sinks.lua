@@ -175,9 +175,11 @@ function sinks.objectFile(path)
     local n, a, b, ends, pairs_ = 0, {}, nil, {}, nil
     for _, name in ipairs(parts) do
         local file = path .. "/" .. name
-        local f = assert(io.open(file, "rb"))
-        local data = f:read("*a")
+        local f, oerr = io.open(file, "rb")
+        if not f then error("objectFile: " .. oerr, 3) end
+        local data, rerr = f:read("*a")
         f:close()
+        if not data then error(sformat("objectFile: %s: %s", file, rerr), 3) end
         local pos = 1
         while pos <= #data do
             local xs, m, ys, nextpos = core.decode(data, pos)

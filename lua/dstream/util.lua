@@ -4,6 +4,8 @@ local util = {}
 
 local type, floor, format = type, math.floor, string.format
 
+local MAX_SECONDS = floor(2 ^ 53 / 1000)
+
 --- Seconds to whole milliseconds; raises at the caller's caller when not a positive duration.
 function util.duration_ms(what, s, level)
     if type(s) ~= "number" or s ~= s then
@@ -11,6 +13,12 @@ function util.duration_ms(what, s, level)
     end
     if s <= 0 then
         error(format("%s must be positive, got %s seconds", what, tostring(s)), (level or 2) + 1)
+    end
+    -- The engine keeps times as 64-bit integers of milliseconds: a longer
+    -- duration (math.huge included) has no such value.
+    if s > MAX_SECONDS then
+        error(format("%s must be at most %d seconds (2^53 ms), got %s seconds", what, MAX_SECONDS, tostring(s)),
+            (level or 2) + 1)
     end
     local ms = s * 1000
     local whole = floor(ms + 0.5)

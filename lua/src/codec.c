@@ -178,8 +178,9 @@ static int l_encode(lua_State *L) {
   int pairs;
   luaL_checktype(L, 1, LUA_TTABLE);
   nn = luaL_checknumber(L, 2);
-  if (nn < 0 || nn > 4294967295.0 || nn != floor(nn))
-    return luaL_argerror(L, 2, "record count must be an integer in 0..2^32-1");
+  /* Lua's array indexes are ints. */
+  if (!(nn >= 0 && nn <= 2147483647.0) || nn != floor(nn))
+    return luaL_argerror(L, 2, "record count must be an integer in 0..2^31-1");
   n = (size_t)nn;
   pairs = !lua_isnoneornil(L, 3);
   if (pairs)

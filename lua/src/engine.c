@@ -25,9 +25,17 @@ uv_loop_t *lds_check_loop(lua_State *L, int idx) {
   return &lds_check_engine(L, idx)->e.loop;
 }
 
+/* A time or duration in milliseconds, truncated to an integer; raises for
+ * NaN and for what no int64_t holds exactly (converting those is undefined). */
 static int64_t check_ms(lua_State *L, int idx) {
   lua_Number ms = luaL_checknumber(L, idx);
+  if (!(ms >= -9007199254740992.0 && ms <= 9007199254740992.0))
+    luaL_argerror(L, idx, "must be a number of milliseconds within +-2^53");
   return (int64_t)ms;
+}
+
+static int64_t opt_ms(lua_State *L, int idx) {
+  return lua_isnoneornil(L, idx) ? 0 : check_ms(L, idx);
 }
 
 /* core.engine_new{batch = ms, manual = bool} -> engine */
@@ -36,10 +44,10 @@ static int engine_new(lua_State *L) {
   int64_t batch;
   int manual, rc;
   luaL_checktype(L, 1, LUA_TTABLE);
-  lua_getfield(L, 1, "batch");
-  batch = (int64_t)luaL_checknumber(L, -1);
   lua_getfield(L, 1, "manual");
   manual = lua_toboolean(L, -1);
+  lua_getfield(L, 1, "batch");
+  batch = check_ms(L, -1);
   lua_pop(L, 2);
   u = lua_newuserdata(L, sizeof(*u));
   u->open = 0;
@@ -70,7 +78,7 @@ static int engine_now(lua_State *L) {
 /* engine:run(timeout_ms): libuv I/O for at most timeout_ms */
 static int engine_run(lua_State *L) {
   lds_engine_t *u = lds_check_engine(L, 1);
-  ds_engine_run(&u->e, (int64_t)luaL_optnumber(L, 2, 0));
+  ds_engine_run(&u->e, opt_ms(L, 2));
   return 0;
 }
 
@@ -237,7 +245,7 @@ static int engine_completed(lua_State *L) {
 /* engine:watch_signals(grace_ms = 0): the first SIGINT / SIGTERM ends the
  * current run; the second, or grace_ms after the first, ends the process */
 static int engine_watch_signals(lua_State *L) {
-  int rc = ds_engine_watch_signals(&lds_check_engine(L, 1)->e, (int64_t)luaL_optnumber(L, 2, 0));
+  int rc = ds_engine_watch_signals(&lds_check_engine(L, 1)->e, opt_ms(L, 2));
   if (rc != 0)
     return lds_fail(L, rc, "signals");
   lua_pushboolean(L, 1);
@@ -253,28 +261,32 @@ static int engine_signaled(lua_State *L) {
   return 1;
 }
 
+/* The one close of close() and __gc: idempotent; 0, or DS_ESTATE (the
+ * engine left open) while receivers' handles are open. */
+static int engine_shut(lds_engine_t *u) {
+  int rc;
+  if (!u->open)
+    return 0;
+  rc = ds_engine_close(&u->e);
+  if (rc == 0)
+    u->open = 0;
+  return rc;
+}
+
 /* engine:close() -> true, or nil, "ESTATE: ..." while receivers' handles are open */
 static int engine_close(lua_State *L) {
-  lds_engine_t *u = luaL_checkudata(L, 1, ENGINE_MT);
-  int rc;
-  if (!u->open) {
-    lua_pushboolean(L, 1);
-    return 1;
-  }
-  rc = ds_engine_close(&u->e);
+  int rc = engine_shut(luaL_checkudata(L, 1, ENGINE_MT));
   if (rc != 0)
     return lds_fail(L, rc, "receivers still open");
-  u->open = 0;
   lua_pushboolean(L, 1);
   return 1;
 }
 
-/* Collected without close(): close if nothing else is open; an engine whose
- * receivers are still closing is left allocated rather than freed under them. */
+/* Collected without close(): a socket's environment holds its engine, so an
+ * engine goes with or after its sockets, whose handles the last loop turn of
+ * ds_engine_close finishes closing. */
 static int engine_gc(lua_State *L) {
-  lds_engine_t *u = luaL_checkudata(L, 1, ENGINE_MT);
-  if (u->open && ds_engine_close(&u->e) == 0)
-    u->open = 0;
+  engine_shut(luaL_checkudata(L, 1, ENGINE_MT));
   return 0;
 }
 

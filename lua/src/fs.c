@@ -18,6 +18,7 @@
 #define ERRBUF 1024
 #define READER_MT "dstream.fs_reader"
 #define DIRSCAN_MT "dstream.dirscan"
+#define NAMES_MT "dstream.fs_names"
 
 typedef struct {
   ds_fs_reader_t r;
@@ -58,19 +59,51 @@ static int done(lua_State *L, int rc, const char *errbuf) {
   return 1;
 }
 
-/* core.fs_list(dir) -> sorted array of entry names */
-static int fs_list(lua_State *L) {
-  char errbuf[ERRBUF], **names;
-  size_t n, i;
-  int rc = ds_fs_list(lds_check_path(L, 1), &names, &n, errbuf, sizeof(errbuf));
-  if (rc != 0)
-    return lds_fail(L, rc, errbuf);
+/* Push an array of n names (a name holds no NUL). */
+static void push_names(lua_State *L, char **names, size_t n) {
+  size_t i;
   lua_createtable(L, (int)n, 0);
   for (i = 0; i < n; i++) {
     lua_pushstring(L, names[i]);
     lua_rawseti(L, -2, (int)i + 1);
   }
+}
+
+/* The names of ds_fs_list, owned by a userdata while they become Lua
+ * strings (which may raise: out of memory), so they are freed either way. */
+typedef struct {
+  char **names;
+  size_t n;
+} lds_names_t;
+
+static int names_gc(lua_State *L) {
+  lds_names_t *box = luaL_checkudata(L, 1, NAMES_MT);
+  ds_fs_list_free(box->names, box->n);
+  box->names = NULL;
+  box->n = 0;
+  return 0;
+}
+
+/* core.fs_list(dir) -> sorted array of entry names */
+static int fs_list(lua_State *L) {
+  char errbuf[ERRBUF], **names;
+  const char *dir = lds_check_path(L, 1);
+  lds_names_t *box = lua_newuserdata(L, sizeof(*box));
+  size_t n;
+  int rc;
+  box->names = NULL;
+  box->n = 0;
+  luaL_getmetatable(L, NAMES_MT);
+  lua_setmetatable(L, -2);
+  rc = ds_fs_list(dir, &names, &n, errbuf, sizeof(errbuf));
+  if (rc != 0)
+    return lds_fail(L, rc, errbuf);
+  box->names = names;
+  box->n = n;
+  push_names(L, names, n);
   ds_fs_list_free(names, n);
+  box->names = NULL;
+  box->n = 0;
   return 1;
 }
 
@@ -134,9 +167,7 @@ static int reader_read(lua_State *L) {
   char errbuf[ERRBUF];
   lds_reader_t *u = lds_check_reader(L, 1);
   lua_Number n = luaL_checknumber(L, 3), budget = luaL_checknumber(L, 4);
-  ds_block_t *blk;
-  const char *rec;
-  size_t len, off = 0;
+  ds_block_t *blk, **slot;
   int rc;
   luaL_checktype(L, 2, LUA_TTABLE);
   if (!(n >= 0 && n < 2147483647.0) || n != (lua_Number)(int)n)
@@ -148,14 +179,13 @@ static int reader_read(lua_State *L) {
     lua_pushboolean(L, 1);
     return 2;
   }
+  lua_settop(L, 4);
+  slot = lds_chain_new(L);
   rc = ds_fs_reader_next(&u->r, (size_t)budget, &blk, errbuf, sizeof(errbuf));
   if (rc != 0)
     return lds_fail(L, rc, errbuf);
-  while (ds_block_next(blk, &off, &rec, &len)) {
-    lua_pushlstring(L, rec, len);
-    lua_rawseti(L, 2, (int)++n);
-  }
-  ds_block_free(blk);
+  *slot = blk;
+  n = (lua_Number)lds_append_blocks(L, 5, 2, (size_t)n);
   lua_pushnumber(L, n);
   lua_pushboolean(L, u->r.eof);
   return 2;
@@ -186,15 +216,6 @@ static int reader_close(lua_State *L) {
     ds_fs_reader_close(&u->r);
   u->open = 0;
   return 0;
-}
-
-static void push_names(lua_State *L, char **names, size_t n) {
-  size_t i;
-  lua_createtable(L, (int)n, 0);
-  for (i = 0; i < n; i++) {
-    lua_pushstring(L, names[i]);
-    lua_rawseti(L, -2, (int)i + 1);
-  }
 }
 
 /* core.dirscan_new() -> a scan that knows no names yet */
@@ -239,16 +260,18 @@ static int fs_read_lines(lua_State *L) {
   char errbuf[ERRBUF];
   const char *path = lds_check_path(L, 1);
   lua_Number max = luaL_optnumber(L, 2, 1024 * 1024);
-  ds_block_t *blk;
+  ds_block_t *blk, **slot;
   uint64_t skipped;
   size_t n;
   int rc;
   if (!(max >= 1 && max <= 4294967295.0) || max != (lua_Number)(size_t)max)
     luaL_argerror(L, 2, "maxLineBytes must be an integer from 1 to 4294967295");
+  slot = lds_chain_new(L);
   rc = ds_fs_read_lines(path, (size_t)max, &blk, &skipped, errbuf, sizeof(errbuf));
   if (rc != 0)
     return lds_fail(L, rc, errbuf);
-  n = lds_push_blocks(L, blk);
+  *slot = blk;
+  n = lds_push_blocks(L);
   lua_pushnumber(L, (lua_Number)n);
   lua_pushnumber(L, (lua_Number)skipped);
   return 3;
@@ -330,6 +353,10 @@ static void new_metatable(lua_State *L, const char *name, const luaL_Reg *method
 }
 
 void lds_open_fs(lua_State *L) {
+  luaL_newmetatable(L, NAMES_MT);
+  lua_pushcfunction(L, names_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
   new_metatable(L, READER_MT, reader_methods, reader_close);
   new_metatable(L, DIRSCAN_MT, dirscan_methods, dirscan_close);
   luaL_register(L, NULL, fs_functions);

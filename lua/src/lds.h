@@ -14,9 +14,20 @@
 /* Push the failure triple nil, "ENAME: message", "ENAME"; returns 3. */
 int lds_fail(lua_State *L, int err, const char *detail);
 
-/* Push an array of the records of a block chain as Lua strings and free the
- * chain; returns the number of records pushed into the table. */
-size_t lds_push_blocks(lua_State *L, ds_block_t *chain);
+/* Push an empty box for a block chain and return its slot: whatever the
+ * caller stores there is owned by Lua from then on (freed by the box's __gc
+ * if nothing takes it), so a Lua error half way leaks no block. */
+ds_block_t **lds_chain_new(lua_State *L);
+
+/* Append the records of the chain in the box at box_idx to the table at t,
+ * after index n, as Lua strings, freeing each block once it is pushed;
+ * returns the new last index. May raise (out of memory): the box keeps the
+ * blocks not yet pushed. */
+size_t lds_append_blocks(lua_State *L, int box_idx, int t, size_t n);
+
+/* Replace the box at -1 by an array of its chain's records as Lua strings,
+ * freeing the blocks; returns the number of records. */
+size_t lds_push_blocks(lua_State *L);
 
 /* The libuv loop of an engine userdata at idx (raises if it is not one). */
 uv_loop_t *lds_check_loop(lua_State *L, int idx);

@@ -118,7 +118,9 @@ static int socket_start(lua_State *L) {
 /* socket:take() -> array of lines received since the last take, n */
 static int socket_take(lua_State *L) {
   lds_socket_t *u = lds_check_socket(L, 1);
-  size_t n = lds_push_blocks(L, ds_socket_take(u->s));
+  size_t n;
+  *lds_chain_new(L) = ds_socket_take(u->s);
+  n = lds_push_blocks(L);
   lua_pushnumber(L, (lua_Number)n);
   return 2;
 }

@@ -109,8 +109,8 @@ static int window_tostring(lua_State *L) {
     lua_pushliteral(L, "dstream.window (closed)");
     return 1;
   }
-  lua_pushfstring(L, "dstream.window (%d batches, %d bytes, window %d ms)",
-                  (int)u->w.count, (int)u->w.bytes, (int)u->w.len_ms);
+  lua_pushfstring(L, "dstream.window (%f batches, %f bytes, window %f ms)",
+                  (lua_Number)u->w.count, (lua_Number)u->w.bytes, (lua_Number)u->w.len_ms);
   return 1;
 }
 

@@ -109,6 +109,23 @@ describe("luarocks make rocks/dstream-scm-1.rockspec", function()
         assert.are.equal(0, status)
     end)
 
+    it("builds the C module only: no C test or benchmark program, and warnings are not errors", function()
+        -- LuaRocks' cmake back end builds in build.luarocks of the copy.
+        local build = tmp .. "/src/build.luarocks"
+        local _, status = shell("test -f " .. shell_quote(build .. "/dstream/core.so"))
+        assert.are.equal(0, status, "no build.luarocks/dstream/core.so: LuaRocks built elsewhere")
+        local programs = shell("cd " .. shell_quote(build) .. " && find . -path ./CMakeFiles -prune -o -type f"
+            .. " -perm -u+x ! -name '*.so' -print")
+        assert.are.equal("", programs)
+        local cache = read_file(build .. "/CMakeCache.txt")
+        assert.matches("\nDS_BUILD_TESTS:BOOL=OFF\n", cache, 1, true)
+        assert.matches("\nDS_BUILD_BENCH:BOOL=OFF\n", cache, 1, true)
+        assert.matches("\nDS_WERROR:BOOL=OFF\n", cache, 1, true)
+        local flags = read_file(build .. "/CMakeFiles/dstream_core.dir/flags.make")
+        assert.truthy(flags and flags:find("-Wall", 1, true), "no compile flags found for dstream_core")
+        assert.falsy(flags:find("-Werror", 1, true), flags)
+    end)
+
     it("installs dstream as the script itself, run by luajit, not wrapped for another interpreter", function()
         assert.are.equal(read_file(ROOT .. "/bin/dstream"), read_file(tree .. "/bin/dstream"))
         assert.are.equal("#!/usr/bin/env luajit", read_file(tree .. "/bin/dstream"):match("^[^\n]*"))

@@ -230,6 +230,21 @@ describe("ssc:objectFile", function()
         ssc:stop()
     end)
 
+    it("raises at the caller's line on a part file it cannot open or read, naming the file", function()
+        assert(core.fs_mkdirs(dir .. "/odd-1000/part-00001"))
+        write(dir .. "/odd-1000/_SUCCESS", "")
+        assert(os.execute("ln -s missing " .. dir .. "/odd-1000/part-00000") == 0)
+        local ssc = manual()
+        local line = debug.getinfo(1, "l").currentline + 1
+        local err = raises(function() ssc:objectFile(dir .. "/odd-1000") end,
+            "objectFile: " .. dir .. "/odd-1000/part-00000: No such file or directory")
+        assert.matches("sinks_spec.lua:" .. line .. ": ", err, 1, true)
+        os.remove(dir .. "/odd-1000/part-00000")
+        raises(function() ssc:objectFile(dir .. "/odd-1000") end,
+            "objectFile: " .. dir .. "/odd-1000/part-00001: Is a directory")
+        ssc:stop()
+    end)
+
     it("raises on a part file that is not in the record format, naming the file", function()
         run({{"x"}}, function(s) s:saveAsObjectFiles(dir .. "/corrupt") end)
         write(dir .. "/corrupt-1000/part-00000", "this is not a frame of records")

@@ -467,6 +467,16 @@ describe("a duration that is not positive", function()
             error_of(ssc.awaitTerminationOrTimeout, ssc, -1))
     end)
 
+    it("raises for a duration too long for the engine's clock, math.huge included", function()
+        has("StreamingContext: batchInterval must be at most 9007199254740 seconds (2^53 ms), got inf seconds",
+            error_of(dstream.StreamingContext, {batchInterval = math.huge, clock = "manual"}))
+        has("StreamingContext: batchInterval must be at most 9007199254740 seconds (2^53 ms), got 1e+300 seconds",
+            error_of(dstream.StreamingContext, {batchInterval = 1e300, clock = "manual"}))
+        local s = batches.context():queueStream({})
+        has("window: window length must be at most 9007199254740 seconds",
+            error_of(s.window, s, math.huge))
+    end)
+
     it("raises for durations finer than a millisecond", function()
         has("StreamingContext: batchInterval must be a whole number of milliseconds",
             error_of(dstream.StreamingContext, {batchInterval = 0.0005}))
