@@ -226,17 +226,20 @@ local function explained_stages(ssc)
     return out, text
 end
 
+-- From the chunks the batches loaded (a stage record's runs, by the ops of
+-- their source records), not from the stage printer explain uses.
 local function compiled_stages(ssc)
     local out = {}
     for _, s in ipairs(ssc.streams) do
-        local info = s._stage_info
-        if info then
+        local st = s._stage
+        local shape = st and next(st.runs)
+        if shape then
             local chain = {}
-            for i, op in ipairs(info.ops) do
+            for i, op in ipairs(st.sources[shape].ops) do
                 chain[i] = "#" .. op.stream.id .. " " .. op.kind
                 if op.stream.kind == "reduceByKey" then chain[i] = chain[i] .. " (map-side combine)" end
             end
-            local input = s._input
+            local input = st.input
             out[#out + 1] = string.format("%s, reading #%d %s", table.concat(chain, " -> "), input.id,
                 input.desc or input.kind)
         end
