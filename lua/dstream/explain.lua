@@ -31,8 +31,8 @@ local function sources(lines, stages)
     if #stages == 0 then lines[#lines + 1] = "  (none: no narrow operations)" end
     for _, st in ipairs(stages) do
         lines[#lines + 1] = "  stage: " .. planner.show(st)
-        for _, shape in ipairs(planner.shapes(st)) do
-            lines[#lines + 1] = stage.show(planner.source(st, shape), "    ")
+        for _, in_shape in ipairs(planner.shapes(st)) do
+            lines[#lines + 1] = stage.show(planner.source(st, in_shape), "    ")
         end
     end
 end
