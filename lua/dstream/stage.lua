@@ -42,12 +42,6 @@ local SHAPES = {
     keys          = {p = "v"},
     values        = {p = "v"},
 }
-stage.SHAPES = SHAPES
-
---- Whether kind is a narrow op the compiler fuses.
-function stage.is_narrow(kind)
-    return SHAPES[kind] ~= nil
-end
 
 --- The shape after applying kind to records of shape `shape` (nil if not allowed).
 function stage.out_shape(kind, shape)
