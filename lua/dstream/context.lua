@@ -241,9 +241,10 @@ function Context:checkpoint(dir)
     self.checkpoint_dir = dir
 end
 
---- explain(): print the graph (streams, stages after fusion, outputs); also returns it.
-function Context:explain()
-    local text = explain.text(self)
+--- explain{source = false}: print the graph (streams, stages after fusion,
+--- outputs; with source, each stage's generated Lua); also returns it.
+function Context:explain(opts)
+    local text = explain.text(self, opts)
     io.write(text)
     io.flush()
     return text

@@ -1,7 +1,10 @@
 --- explain(): the graph of a context as text — its streams, the stages the
---- compiler fuses them into, and its outputs — without running anything.
+--- planner fuses them into, and its outputs — without running anything;
+--- with {source = true}, each stage's generated Lua source too. Both are
+--- the records the batches run (planner.lua, stage.lua), by their printers.
 local util = require "dstream.util"
-local DStream = require "dstream.stream"
+local planner = require "dstream.planner"
+local stage = require "dstream.stage"
 
 local explain = {}
 
@@ -19,64 +22,32 @@ local function parents_of(s)
     return concat(ids, ", ")
 end
 
--- Each stream's one consumer (none when it has several: it is then computed
--- once per batch and kept for them).
-local function sole_consumers(ctx)
-    local count, consumer = {}, {}
-    for _, s in ipairs(ctx.streams) do
-        for _, p in ipairs(s.parents) do
-            count[p] = (count[p] or 0) + 1
-            consumer[p] = s
+local OPTIONS = {source = true}
+
+-- Each stage's source records, for every input shape it may read, by
+-- stage.show: the chunks the batches load, made now if no batch made them.
+local function sources(lines, stages)
+    lines[#lines + 1] = "stage sources:"
+    if #stages == 0 then lines[#lines + 1] = "  (none: no narrow operations)" end
+    for _, st in ipairs(stages) do
+        lines[#lines + 1] = "  stage: " .. planner.show(st)
+        for _, in_shape in ipairs(planner.shapes(st)) do
+            lines[#lines + 1] = stage.show(planner.source(st, in_shape), "    ")
         end
     end
-    local p, n = next(count) -- not a generic for: spec/unit/luajit_spec.lua
-    while p ~= nil do
-        if n ~= 1 then consumer[p] = nil end
-        p, n = next(count, p)
-    end
-    return consumer
 end
 
--- The stages after fusion, as stream.lua's fusion rule makes them: each
--- stream that runs a generated loop, with the narrow streams folded into it.
-local function stages(ctx, fused)
-    local out = {}
-    for _, s in ipairs(ctx.streams) do
-        local combines = s.kind == "reduceByKey" and fused(s.parents[1])
-        if (s.narrow and not fused(s)) or combines then
-            local chain = {}
-            local p = s
-            if combines then
-                chain[1] = "#" .. s.id .. " reduceByKey (map-side combine)"
-                p = s.parents[1]
-            end
-            while true do
-                table.insert(chain, 1, "#" .. p.id .. " " .. p.kind)
-                local up = p.parents[1]
-                if not fused(up) then
-                    out[#out + 1] = sformat("  stage: %s, reading #%d %s", concat(chain, " -> "), up.id, up.desc or up.kind)
-                    break
-                end
-                p = up
-            end
-        end
-    end
-    return out
-end
-
---- The explanation of ctx as a string.
-function explain.text(ctx)
-    local consumer = sole_consumers(ctx)
-    local function fused(p)
-        return consumer[p] ~= nil and DStream.fused_into(p, consumer[p])
-    end
+--- The explanation of ctx as a string; opts.source adds the stages' sources.
+function explain.text(ctx, opts)
+    opts = util.check_options("explain", opts, OPTIONS, 3)
+    local stages, host = planner.plan(ctx)
     local lines = {tostring(ctx), "streams:"}
     for _, s in ipairs(ctx.streams) do
         if not s.output then
             local extra = {}
             if s.input then extra[#extra + 1] = "input" end
             if s.cached then extra[#extra + 1] = "cached" end
-            if fused(s) then extra[#extra + 1] = "fused into the stage of #" .. consumer[s].id end
+            if host[s] then extra[#extra + 1] = "fused into the stage of #" .. host[s].id end
             if s.window_ms then extra[#extra + 1] = "window " .. util.show_ms(s.window_ms) end
             if s.remember_ms then extra[#extra + 1] = "remembers " .. util.show_ms(s.remember_ms) end
             lines[#lines + 1] = sformat("  #%d %s%s%s  %s, every %s%s", s.id, s.desc or s.kind,
@@ -86,14 +57,14 @@ function explain.text(ctx)
         end
     end
     lines[#lines + 1] = "stages after fusion:"
-    local st = stages(ctx, fused)
-    if #st == 0 then st[1] = "  (none: no narrow operations)" end
-    for _, l in ipairs(st) do lines[#lines + 1] = l end
+    if #stages == 0 then lines[#lines + 1] = "  (none: no narrow operations)" end
+    for _, st in ipairs(stages) do lines[#lines + 1] = "  stage: " .. planner.show(st) end
     lines[#lines + 1] = "outputs:"
     if #ctx.outputs == 0 then lines[#lines + 1] = "  (none: start() will refuse to run)" end
     for _, o in ipairs(ctx.outputs) do
         lines[#lines + 1] = sformat("  #%d %s <- %s, every %s", o.id, o.desc or o.kind, parents_of(o), util.show_ms(o.slide_ms))
     end
+    if opts.source then sources(lines, stages) end
     return concat(lines, "\n") .. "\n"
 end
 

@@ -1,14 +1,28 @@
---- The stage compiler: a chain of narrow operations becomes one Lua loop.
+--- The stage compiler's back end: a stage's ops become Lua source, and the
+--- source a loaded function. The front end (which streams form a stage) is
+--- planner.lua; the phases, as in LPeg, are
 ---
---- Phases, as in LPeg: the chain of ops (IR: {kind, f, label}) -> Lua source
---- (one loop per stage, a cursor per flatMap: see stage.compile) -> a loaded
---- function whose upvalues are the user's closures. No intermediate array per
---- operator, pairs travel as two locals and two parallel output arrays, and
---- nothing is allocated per record unless a user function allocates.
+---   graph -> stage records (planner.lua) -> source records -> loaded functions
 ---
---- Each user call sits on a line of its own; `lines` maps a line of the
---- generated chunk back to the op, so that an error raised inside a user
---- function names the operator that called it, at no cost per record.
+--- and explain() prints the first two with planner.show and stage.show.
+---
+--- SOURCE RECORD (what stage.generate returns; the exact text that runs):
+---   name       the chunk name, "=dstream:stage<N>:<ops>" (N counts the
+---              chunks made by this process, so a name is never reused);
+---              tracebacks and jit.v show it
+---   source     the Lua text: a chunk returning factory(f1, ..., fn[, rf])
+---              -> run(n, a, b, ends[, by_key, add]) -> m, oa, ob, oends
+---   lines      [line of source] = index in ops of the op whose user
+---              function that line calls, for naming the failing operator
+---   ops        the ops, {kind, label[, stream]}, the tail op last if any
+---   tail       whether the last op is a map-side combine (reduceByKey)
+---   in_shape, out_shape   "v" (values) or "p" (pairs)
+---
+--- The loaded function (stage.load) binds the user's closures as upvalues:
+--- no intermediate array per operator, pairs travel as two locals and two
+--- parallel output arrays, and nothing is allocated per record unless a
+--- user function allocates. Each user call sits on a line of its own, so
+--- that `lines` names the operator of an error at no cost per record.
 local stage = {}
 
 local key = require "dstream.key"
@@ -28,36 +42,30 @@ local SHAPES = {
     keys          = {p = "v"},
     values        = {p = "v"},
 }
-stage.SHAPES = SHAPES
-
---- Whether kind is a narrow op the compiler fuses.
-function stage.is_narrow(kind)
-    return SHAPES[kind] ~= nil
-end
 
 --- The shape after applying kind to records of shape `shape` (nil if not allowed).
 function stage.out_shape(kind, shape)
     return SHAPES[kind] and SHAPES[kind][shape]
 end
 
+-- Chunks made so far: the N of the next chunk name. Names must be unique
+-- because failing_op finds a chunk's source record by its name.
 local chunk_count = 0
 local by_chunk = setmetatable({}, {__mode = "v"})
 
--- The op a stage ends in instead of output arrays (map-side combine), while
--- compile() runs; its index is #ops + 1.
-local current_tail
-
 -- Emits the ops of one segment of the chain, from op index i on, with the
 -- current record in locals named by `cur` ({x = name} or {k = name, v = name}).
--- seg receives {text, op index or nil} per line. A flat op ends the segment:
--- it stores the array its function returned in arr<i> (j<i>, n<i> walk it)
--- and the segment after it runs once per element. Returns that op's index,
--- or nil when the segment ends by storing the record.
-local function emit_ops(ops, i, cur, shape, seg, depth)
+-- g is the chunk being generated ({ops, tail}); seg receives {text, op index
+-- or nil} per line. A flat op ends the segment: it stores the array its
+-- function returned in arr<i> (j<i>, n<i> walk it) and the segment after it
+-- runs once per element. Returns that op's index, or nil when the segment
+-- ends by storing the record (or, with a tail, by combining it).
+local function emit_ops(g, i, cur, shape, seg, depth)
+    local ops = g.ops
     local function line(s, op)
         seg[#seg + 1] = {string.rep("    ", depth) .. s, op}
     end
-    if i > #ops and current_tail then
+    if i > #ops and g.tail then
         local r = #ops + 1
         line(format("local acc = by_key[%s]", cur.k))
         line("if acc ~= nil then")
@@ -86,10 +94,10 @@ local function emit_ops(ops, i, cur, shape, seg, depth)
         local x = "x" .. i
         line(format("local %s = %s(%s)", x, f, args), i)
         line(format("if %s == nil then fail(%d, 'function returned nil') end", x, i), i)
-        return emit_ops(ops, i + 1, {x = x}, "v", seg, depth)
+        return emit_ops(g, i + 1, {x = x}, "v", seg, depth)
     elseif kind == "filter" then
         line(format("if %s(%s) then", f, args), i)
-        local flat = emit_ops(ops, i + 1, cur, shape, seg, depth + 1)
+        local flat = emit_ops(g, i + 1, cur, shape, seg, depth + 1)
         line("end")
         return flat
     elseif kind == "mapToPair" then
@@ -97,16 +105,16 @@ local function emit_ops(ops, i, cur, shape, seg, depth)
         line(format("local %s, %s = %s(%s)", k, v, f, args), i)
         line(format("if %s == nil then fail(%d, 'function returned a nil key') end", k, i), i)
         line(format("if %s == nil then fail(%d, 'function returned a nil value (return key, value)') end", v, i), i)
-        return emit_ops(ops, i + 1, {k = k, v = v}, "p", seg, depth)
+        return emit_ops(g, i + 1, {k = k, v = v}, "p", seg, depth)
     elseif kind == "mapValues" then
         local v = "v" .. i
         line(format("local %s = %s(%s)", v, f, cur.v), i)
         line(format("if %s == nil then fail(%d, 'function returned nil') end", v, i), i)
-        return emit_ops(ops, i + 1, {k = cur.k, v = v}, "p", seg, depth)
+        return emit_ops(g, i + 1, {k = cur.k, v = v}, "p", seg, depth)
     elseif kind == "keys" then
-        return emit_ops(ops, i + 1, {x = cur.k}, "v", seg, depth)
+        return emit_ops(g, i + 1, {x = cur.k}, "v", seg, depth)
     elseif kind == "values" then
-        return emit_ops(ops, i + 1, {x = cur.v}, "v", seg, depth)
+        return emit_ops(g, i + 1, {x = cur.v}, "v", seg, depth)
     end
     -- The flat kinds: keep the array (and, for flatMapValues, the key).
     local arr = "arr" .. i
@@ -118,8 +126,8 @@ local function emit_ops(ops, i, cur, shape, seg, depth)
 end
 
 -- Emits the segment that runs once per element of flat op i's array.
-local function emit_element(ops, i, seg, depth)
-    local kind, arr, j = ops[i].kind, "arr" .. i, "j" .. i
+local function emit_element(g, i, seg, depth)
+    local kind, arr, j = g.ops[i].kind, "arr" .. i, "j" .. i
     local function line(s, op)
         seg[#seg + 1] = {string.rep("    ", depth) .. s, op}
     end
@@ -127,7 +135,7 @@ local function emit_element(ops, i, seg, depth)
     if kind == "flatMap" then
         local x = "x" .. i
         line(format("local %s = %s[%s]", x, arr, j))
-        return emit_ops(ops, i + 1, {x = x}, "v", seg, depth)
+        return emit_ops(g, i + 1, {x = x}, "v", seg, depth)
     elseif kind == "flatMapToPair" then
         local kv, k, v = "kv" .. i, "k" .. i, "v" .. i
         line(format("local %s = %s[%s]", kv, arr, j))
@@ -135,11 +143,11 @@ local function emit_element(ops, i, seg, depth)
             .. "got an element of type ' .. type(%s)) end", kv, i, kv), i)
         line(format("local %s, %s = %s[1], %s[2]", k, v, kv, kv))
         line(format("if %s == nil or %s == nil then fail(%d, 'a pair {key, value} has a nil key or value') end", k, v, i), i)
-        return emit_ops(ops, i + 1, {k = k, v = v}, "p", seg, depth)
+        return emit_ops(g, i + 1, {k = k, v = v}, "p", seg, depth)
     end
     local v = "v" .. i
     line(format("local %s = %s[%s]", v, arr, j))
-    return emit_ops(ops, i + 1, {k = "fk" .. i, v = v}, "p", seg, depth)
+    return emit_ops(g, i + 1, {k = "fk" .. i, v = v}, "p", seg, depth)
 end
 
 -- Appends the lines of seg to out, recording which op each user call is for.
@@ -150,9 +158,49 @@ local function append(out, lines, seg)
     end
 end
 
---- Compile a chain of ops over input records of shape in_shape ("v" or "p").
---- Returns a factory: factory(f1, ..., fn) -> run(n, a, b, ends) returning
---- m, oa, ob (nil for values), oends; plus the stage info (name, source, lines, out_shape).
+-- The loop over the input's partitions: one numeric for when the chain has
+-- no flat op, else one while loop over a cursor per flat op (see generate).
+local function emit_loop(g, first, out, lines)
+    local flat = emit_ops(g, 1, g.cur, g.in_shape, first, 0)
+    if not flat then
+        out[#out + 1] = "        for i = lo, hi do"
+        for _, l in ipairs(first) do l[1] = "            " .. l[1] end
+        append(out, lines, first)
+        return
+    end
+    local levels = {}
+    while flat do
+        local seg = {}
+        levels[#levels + 1] = {i = flat, seg = seg}
+        flat = emit_element(g, flat, seg, 0)
+    end
+    out[#out + 1] = "        local i = lo - 1"
+    for _, level in ipairs(levels) do
+        local q = level.i
+        out[#out + 1] = format("        local arr%d, j%d, n%d%s = nil, 0, 0", q, q, q,
+            g.ops[q].kind == "flatMapValues" and ", fk" .. q or "")
+    end
+    out[#out + 1] = "        while true do"
+    for d = #levels, 1, -1 do
+        local q = levels[d].i
+        out[#out + 1] = format("            %s j%d < n%d then", d == #levels and "if" or "elseif", q, q)
+        for _, l in ipairs(levels[d].seg) do l[1] = "                " .. l[1] end
+        append(out, lines, levels[d].seg)
+    end
+    out[#out + 1] = "            elseif i < hi then"
+    out[#out + 1] = "                i = i + 1"
+    for _, l in ipairs(first) do l[1] = "                " .. l[1] end
+    append(out, lines, first)
+    out[#out + 1] = "            else"
+    out[#out + 1] = "                break"
+    out[#out + 1] = "            end"
+end
+
+--- Phase 2: the source record of a stage running ops ({kind, label[,
+--- stream]}, all narrow) over input records of shape in_shape ("v" or "p"),
+--- ending in output arrays, or with tail (an op {kind = "reduceByKey", ...})
+--- in that op's map-side combine: run(n, a, b, ends, by_key, add) then
+--- feeds a shuffle.reducer. label names the chunk (default: the ops' kinds).
 ---
 --- WHY ONE LOOP EVEN WITH flatMap: a loop nested per flatMap runs a few
 --- times per record, and LuaJIT aborts every trace that starts in such a
@@ -161,71 +209,34 @@ end
 --- element of the deepest array not yet walked, else the next input record,
 --- and runs the segment of ops that follows it. The JIT sees one loop whose
 --- branches become side traces.
----
---- With a tail op {kind = "reduceByKey", stream = s}, the stage ends in a
---- map-side combine instead of output arrays: factory(f1, ..., fn, rf) ->
---- run(n, a, b, ends, by_key, add), feeding a shuffle.reducer.
-function stage.compile(ops, in_shape, label, tail)
-    chunk_count = chunk_count + 1
-    local kinds, shape = {}, in_shape
+function stage.generate(ops, in_shape, tail, label)
+    local all_ops, kinds, shape = {}, {}, in_shape
     for i, op in ipairs(ops) do
-        kinds[i] = op.kind
+        all_ops[i], kinds[i] = op, op.kind
         shape = assert(stage.out_shape(op.kind, shape), "op does not apply to this shape")
     end
     local out_shape = shape
     if tail then
         assert(out_shape == "p", "a combining stage needs pairs")
-        kinds[#kinds + 1] = tail.kind
+        all_ops[#ops + 1], kinds[#ops + 1] = tail, tail.kind
     end
+    chunk_count = chunk_count + 1
     local name = format("=dstream:stage%d:%s", chunk_count, label or concat(kinds, ","))
-    local out, lines = {}, {}
     local fnames = {}
     for i = 1, #ops do fnames[i] = "f" .. i end
     if tail then fnames[#fnames + 1] = "rf" end
-    out[1] = "local fail, type, show = ..."
-    out[2] = "return function(" .. concat(fnames, ", ") .. ")"
-    out[3] = "return function(n, a, b, ends, by_key, add)"
-    out[4] = "    local oa, ob, oends = {}, " .. (out_shape == "p" and "{}" or "nil") .. ", {}"
-    out[5] = "    local m, lo = 0, 1"
-    out[6] = "    for p = 1, #ends do"
-    out[7] = "        local hi = ends[p]"
-    local first = {{in_shape == "v" and "local x0 = a[i]" or "local k0, v0 = a[i], b[i]"}}
-    local cur = in_shape == "v" and {x = "x0"} or {k = "k0", v = "v0"}
-    current_tail = tail
-    local flat = emit_ops(ops, 1, cur, in_shape, first, 0)
-    if not flat then
-        out[#out + 1] = "        for i = lo, hi do"
-        for _, l in ipairs(first) do l[1] = "            " .. l[1] end
-        append(out, lines, first)
-    else
-        local levels = {}
-        while flat do
-            local seg = {}
-            levels[#levels + 1] = {i = flat, seg = seg}
-            flat = emit_element(ops, flat, seg, 0)
-        end
-        out[#out + 1] = "        local i = lo - 1"
-        for _, level in ipairs(levels) do
-            local q = level.i
-            out[#out + 1] = format("        local arr%d, j%d, n%d%s = nil, 0, 0", q, q, q,
-                ops[q].kind == "flatMapValues" and ", fk" .. q or "")
-        end
-        out[#out + 1] = "        while true do"
-        for d = #levels, 1, -1 do
-            local q = levels[d].i
-            out[#out + 1] = format("            %s j%d < n%d then", d == #levels and "if" or "elseif", q, q)
-            for _, l in ipairs(levels[d].seg) do l[1] = "                " .. l[1] end
-            append(out, lines, levels[d].seg)
-        end
-        out[#out + 1] = "            elseif i < hi then"
-        out[#out + 1] = "                i = i + 1"
-        for _, l in ipairs(first) do l[1] = "                " .. l[1] end
-        append(out, lines, first)
-        out[#out + 1] = "            else"
-        out[#out + 1] = "                break"
-        out[#out + 1] = "            end"
-    end
-    current_tail = nil
+    local out, lines = {
+        "local fail, type, show = ...",
+        "return function(" .. concat(fnames, ", ") .. ")",
+        "return function(n, a, b, ends, by_key, add)",
+        "    local oa, ob, oends = {}, " .. (out_shape == "p" and "{}" or "nil") .. ", {}",
+        "    local m, lo = 0, 1",
+        "    for p = 1, #ends do",
+        "        local hi = ends[p]",
+    }, {}
+    local g = {ops = ops, tail = tail, in_shape = in_shape,
+        cur = in_shape == "v" and {x = "x0"} or {k = "k0", v = "v0"}}
+    emit_loop(g, {{in_shape == "v" and "local x0 = a[i]" or "local k0, v0 = a[i], b[i]"}}, out, lines)
     out[#out + 1] = "        end"
     out[#out + 1] = "        oends[p] = m"
     out[#out + 1] = "        lo = hi + 1"
@@ -233,24 +244,40 @@ function stage.compile(ops, in_shape, label, tail)
     out[#out + 1] = "    return m, oa, ob, oends"
     out[#out + 1] = "end"
     out[#out + 1] = "end"
-    local source = concat(out, "\n")
-    local all_ops = ops
-    if tail then
-        all_ops = {unpack(ops)}
-        all_ops[#ops + 1] = tail
-    end
-    local info = {name = name, source = source, lines = lines, ops = all_ops, out_shape = out_shape}
-    local function fail(i, msg)
-        error(setmetatable({stage_op = all_ops[i], cause = msg}, stage.Failure), 0)
-    end
-    local chunk = assert(loadstring(source, name))
-    local factory = chunk(fail, type, key.show)
-    by_chunk[name] = info
-    return factory, info
+    local src = {name = name, source = concat(out, "\n"), lines = lines, ops = all_ops, tail = tail ~= nil,
+        in_shape = in_shape, out_shape = out_shape}
+    by_chunk[name] = src
+    return src
 end
 
 --- Raised by generated code for a contract violation (nil record, bad array).
 stage.Failure = {__tostring = function(e) return e.cause end}
+
+--- Phase 3: load a source record; returns its factory(f1, ..., fn[, rf]) -> run.
+function stage.load(src)
+    local ops = src.ops
+    local function fail(i, msg)
+        error(setmetatable({stage_op = ops[i], cause = msg}, stage.Failure), 0)
+    end
+    local chunk = assert(loadstring(src.source, src.name))
+    return chunk(fail, type, key.show)
+end
+
+local SHAPE_NAMES = {v = "values", p = "pairs"}
+
+--- The printer of a source record: a header naming the chunk and its
+--- shapes, then the source with line numbers (those of tracebacks).
+function stage.show(src, indent)
+    indent = indent or ""
+    local out = {format("%s%s  (reads %s, %s)", indent, src.name:sub(2), SHAPE_NAMES[src.in_shape],
+        src.tail and "combines its pairs by key" or "makes " .. SHAPE_NAMES[src.out_shape])}
+    local n = 0
+    for l in (src.source .. "\n"):gmatch("([^\n]*)\n") do
+        n = n + 1
+        out[#out + 1] = format("%s%4d  %s", indent, n, l)
+    end
+    return concat(out, "\n")
+end
 
 --- The op whose user function was running when an error was raised: searched
 --- from the error handler's caller outwards, as a frame of a generated chunk.
@@ -258,17 +285,17 @@ function stage.failing_op(level)
     for l = level or 3, 60 do
         local info = debug.getinfo(l, "Sl")
         if not info then return nil end
-        local st = by_chunk[info.source]
-        if st then
-            local i = st.lines[info.currentline]
-            return i and st.ops[i] or nil
+        local src = by_chunk[info.source]
+        if src then
+            local i = src.lines[info.currentline]
+            return i and src.ops[i] or nil
         end
     end
 end
 
--- "kind:shape" -> {run, info}. The single-op loops live as long as the
--- module, and so must their infos: by_chunk holds infos weakly, and
--- failing_op needs them to name the op.
+-- "kind:shape" -> {src, run}. The single-op loops live as long as the
+-- module, and so must their source records: by_chunk holds them weakly,
+-- and failing_op needs them to name the op.
 local cache = {}
 
 --- A compiled single-op loop for RDD methods, shared by every call with the
@@ -277,16 +304,12 @@ function stage.single(kind, in_shape)
     local id = kind .. ":" .. in_shape
     local entry = cache[id]
     if not entry then
-        local factory, info = stage.compile({{kind = kind, label = kind}}, in_shape, "rdd." .. kind)
-        entry = {info = info, run = function(f, n, a, b, ends) return factory(f)(n, a, b, ends) end}
+        local src = stage.generate({{kind = kind, label = kind}}, in_shape, nil, "rdd." .. kind)
+        local factory = stage.load(src)
+        entry = {src = src, run = function(f, n, a, b, ends) return factory(f)(n, a, b, ends) end}
         cache[id] = entry
     end
     return entry.run
-end
-
---- Print the generated source of a stage (for explain()).
-function stage.source(info)
-    return info.source
 end
 
 return stage

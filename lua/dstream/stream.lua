@@ -4,11 +4,11 @@
 --- node of the context's graph (in the C engine, for validation and remember
 --- durations) and knows how to compute its RDD for a batch time.
 ---
---- FUSION: a narrow stream whose only consumer is another narrow stream is
---- never computed on its own: the consumer's stage runs the whole chain in one
---- generated loop (see stage.lua). A narrow stream with several consumers, or
---- cached, is computed once per batch and kept for its consumers.
+--- FUSION: a narrow stream (and a reduceByKey right after one) computes its
+--- batch with the stage planner.lua plans for it, which folds the narrow
+--- streams upstream into one generated loop, by planner.lua's fusion rule.
 local stage = require "dstream.stage"
+local planner = require "dstream.planner"
 local RDD = require "dstream.rdd"
 local util = require "dstream.util"
 local shuffle = require "dstream.shuffle"
@@ -134,61 +134,25 @@ end
 
 -- Narrow streams: fused into one stage ending at the stream that is asked.
 
---- The fusion rule, the one place it is decided (explain() asks it too):
---- whether p's records are made inside the stage of c, its consumer, rather
---- than kept as a batch of their own. c folds its parent's chain into its
---- stage when c is narrow, or a reduceByKey (map-side combine).
-function DStream.fused_into(p, c)
-    return p.narrow and p.consumers == 1 and not p.cached and (c.narrow or c.kind == "reduceByKey") or false
-end
-local fused_into = DStream.fused_into
-
-function DStream:_stage_chain()
-    local ops, s = {}, self
-    while true do
-        table.insert(ops, 1, s)
-        local p = s.parents[1]
-        if not fused_into(p, s) then return ops, p end
-        s = p
+-- The batch at t of the stage ending at s (planner.stage(s)), or nil when
+-- its input has none then. A stage ending in a map-side combine feeds a
+-- reducer and returns its pairs.
+local function compute_stage(s, st, t)
+    local src = st.input:_rdd(t)
+    if src == nil then return nil end
+    local run = planner.run(st, src.pairs and "p" or "v")
+    if not st.tail then
+        local m, a, b, ends = run(src.n, src.a, src.b, src.ends)
+        return RDD.new(m, a, b, ends, t, s:_rdd_id(t))
     end
-end
-
--- Compile (once per input shape) the stage ending at this stream; with tail,
--- the stage ends in that op's map-side combine.
-function DStream:_stage_run(src, chain, tail)
-    local shape = src.pairs and "p" or "v"
-    local run = self._stages[shape]
-    if run then return run end
-    local ops, fns, cur = {}, {}, shape
-    for i, s in ipairs(chain) do
-        cur = stage.out_shape(s.kind, cur)
-        if not cur or (tail and i == #chain and cur ~= "p") then
-            error(setmetatable({stage_op = {stream = tail or s}, cause = sformat(
-                "%s needs a pair stream, but its input holds single values", (tail or s).kind)}, stage.Failure), 0)
-        end
-        ops[i] = {kind = s.kind, stream = s, label = s.kind}
-        fns[i] = s.f
-    end
-    if tail then fns[#fns + 1] = tail.f end
-    local factory, info = stage.compile(ops, shape, self:label(),
-        tail and {kind = tail.kind, stream = tail, label = tail.kind})
-    run = factory(unpack(fns, 1, #chain + (tail and 1 or 0)))
-    self._stages[shape] = run
-    self._stage_info = info
-    return run
+    local by_key, add, finish = shuffle.reducer("reduceByKey", s.f)
+    run(src.n, src.a, src.b, src.ends, by_key, add)
+    local m, ks, vs, ends = finish(s.num_partitions)
+    return RDD.new(m, ks, vs, ends, t, s:_rdd_id(t))
 end
 
 function DStream:_compute_narrow(t)
-    local chain, input = self._chain, self._input
-    if not chain then
-        chain, input = self:_stage_chain()
-        self._chain, self._input, self._stages = chain, input, {}
-    end
-    local src = input:_rdd(t)
-    if src == nil then return nil end
-    local run = self:_stage_run(src, chain)
-    local m, a, b, ends = run(src.n, src.a, src.b, src.ends)
-    return RDD.new(m, a, b, ends, t, self:_rdd_id(t))
+    return compute_stage(self, planner.stage(self), t)
 end
 
 local function narrow_op(kind)
@@ -351,23 +315,6 @@ end
 
 -- Pair operations.
 
--- reduceByKey right after a fused chain: the chain's stage folds each pair
--- into the reducer as it makes it (Spark's map-side combine), so no array of
--- pairs is built between the two.
-local function compute_combined(s, t)
-    if not s._chain then
-        s._chain, s._input = s.parents[1]:_stage_chain()
-        s._stages = {}
-    end
-    local src = s._input:_rdd(t)
-    if src == nil then return nil end
-    local run = s:_stage_run(src, s._chain, s)
-    local by_key, add, finish = shuffle.reducer("reduceByKey", s.f)
-    run(src.n, src.a, src.b, src.ends, by_key, add)
-    local m, ks, vs, ends = finish(s.num_partitions)
-    return RDD.new(m, ks, vs, ends, t, s:_rdd_id(t))
-end
-
 --- Per-key reduction with f(v1, v2).
 function DStream:reduceByKey(f, numPartitions)
     util.check_function("reduceByKey", 1, "f", f, 2)
@@ -376,9 +323,13 @@ function DStream:reduceByKey(f, numPartitions)
     local s = per_batch(self, "reduceByKey", true, function(s, r, t)
         return restamp(r:reduceByKey(f, numPartitions), s, t)
     end, {f = f, num_partitions = numPartitions})
+    -- Right after a fused chain, the chain's stage folds each pair into the
+    -- reducer as it makes it (Spark's map-side combine): no array of pairs
+    -- is built between the two.
     local by_rdd = s._compute
     s._compute = function(self_, t)
-        if fused_into(self_.parents[1], self_) then return compute_combined(self_, t) end
+        local st = planner.stage(self_)
+        if st then return compute_stage(self_, st, t) end
         return by_rdd(self_, t)
     end
     return s

@@ -234,6 +234,34 @@ ssc:awaitTermination()
         end)
     end
 
+    local PIPELINE = [[
+assert(arg[1] == "3" and arg[0]:match("%.lua$"), "arguments: " .. tostring(arg[0]) .. " " .. tostring(arg[1]))
+local dstream = require "dstream"
+local ssc = dstream.StreamingContext{batchInterval = 1, clock = "manual"}
+ssc:queueStream({}):map(function(x) return x * tonumber(arg[1]) end):print()
+ssc:start()
+]]
+
+    it("prints each stage's generated source with --source, the script keeping its arguments", function()
+        local path = script(PIPELINE)
+        local out, code = sh("bin/dstream explain --source " .. path .. " 3")
+        os.remove(path)
+        assert.are.equal(0, code, out)
+        assert.matches("\nstages after fusion:\n  stage: #1 map, reading #0 queueStream\n", out)
+        assert.matches("\nstage sources:\n  stage: #1 map, reading #0 queueStream\n"
+            .. "    dstream:stage%d+:map  %(reads values, makes values%)\n       1  local fail, type, show = %.%.%.\n", out)
+        assert.matches("\n      10              local x1 = f1%(x0%)\n", out)
+    end)
+
+    it("prints no source without --source", function()
+        local path = script(PIPELINE)
+        local out, code = sh("bin/dstream explain " .. path .. " 3")
+        os.remove(path)
+        assert.are.equal(0, code, out)
+        assert.matches("stage: #1 map, reading #0 queueStream", out)
+        assert.not_matches("stage sources", out)
+    end)
+
     it("fails clearly when the script never starts a context", function()
         local path = script("local x = 1")
         local out, code = sh("bin/dstream explain " .. path)

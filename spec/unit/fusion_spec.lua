@@ -42,6 +42,15 @@ local function assert_records(expected, actual)
     end
 end
 
+-- Runs fn with explain's printing going nowhere.
+local function quietly(fn)
+    local saved = io.output()
+    io.output(io.tmpfile())
+    local ok, err = pcall(fn)
+    io.output(saved)
+    if not ok then error(err, 0) end
+end
+
 local function assert_compiled(aborts, compiled)
     assert.equal(0, #aborts, "trace aborts in the stage:\n" .. jit_aborts.show(aborts))
     assert.is_true(compiled > 0, "no trace of the stage compiled")
@@ -144,6 +153,27 @@ describe("a fused stage", function()
     end)
 end)
 
+describe("a fused stage explained before it runs", function()
+    it("runs the chunk explain{source = true} printed, in one loop that compiles", function()
+        local input = numbers(N)
+        local ssc = batches.context()
+        local where
+        local out = ssc:queueStream({input}):map(function(x) return x + 1 end)
+            :filter(function(x)
+                if x == 2 then where = debug.getinfo(2, "S").source end
+                return x % 2 == 0
+            end):collectBatches()
+        local text
+        quietly(function() text = ssc:explain{source = true} end)
+        ssc:start()
+        local aborts, compiled = jit_aborts.collect(function() ssc:advance(1) end)
+        ssc:stop()
+        assert.are.equal(N / 2, #out[1])
+        assert.truthy(text:find("\n    " .. where:sub(2) .. "  (reads values, makes values)\n", 1, true), text)
+        assert_compiled(aborts, compiled)
+    end)
+end)
+
 describe("a fused stage ending in reduceByKey", function()
     it("combines the pairs as the chain makes them, in one loop that compiles", function()
         local input = numbers(N)
@@ -226,31 +256,26 @@ local function explained_stages(ssc)
     return out, text
 end
 
+-- From the chunks the batches loaded (a stage record's runs, by the ops of
+-- their source records), not from the stage printer explain uses.
 local function compiled_stages(ssc)
     local out = {}
     for _, s in ipairs(ssc.streams) do
-        local info = s._stage_info
-        if info then
+        local st = s._stage
+        local shape = st and next(st.runs)
+        if shape then
             local chain = {}
-            for i, op in ipairs(info.ops) do
+            for i, op in ipairs(st.sources[shape].ops) do
                 chain[i] = "#" .. op.stream.id .. " " .. op.kind
                 if op.stream.kind == "reduceByKey" then chain[i] = chain[i] .. " (map-side combine)" end
             end
-            local input = s._input
+            local input = st.input
             out[#out + 1] = string.format("%s, reading #%d %s", table.concat(chain, " -> "), input.id,
                 input.desc or input.kind)
         end
     end
     table.sort(out)
     return out
-end
-
-local function quietly(fn)
-    local saved = io.output()
-    io.output(io.tmpfile())
-    local ok, err = pcall(fn)
-    io.output(saved)
-    if not ok then error(err, 0) end
 end
 
 describe("ssc:explain()", function()
@@ -311,6 +336,111 @@ describe("ssc:explain()", function()
         assert.matches("#1 filter <%- #0  values, every 1 s  %(fused into the stage of #2%)", text)
         assert.matches("#2 mapToPair <%- #1  pairs, every 1 s\n", text)
         assert.not_matches("%(none", text)
+        ssc:stop()
+    end)
+end)
+
+-- The listing of the chunk `name` in explain{source = true}'s text, line
+-- numbers taken off: line n of the result is line n of the chunk.
+local function listing(text, name)
+    local at = assert(text:find("\n    " .. name .. "  (", 1, true), "no listing of " .. name .. " in:\n" .. text)
+    local lines = {}
+    for l in text:sub(at + 1):gmatch("([^\n]*)\n") do
+        local n, code = l:match("^ +(%d+)  (.*)$")
+        if lines[1] and not n then break end
+        if n then
+            assert(tonumber(n) == #lines + 1, "line numbers in order")
+            lines[#lines + 1] = code
+        end
+    end
+    return lines
+end
+
+describe("ssc:explain{source = true}", function()
+    it("prints, after the outputs, each stage's chunk: the source that runs, line for line", function()
+        local ssc = batches.context()
+        local calls = {}
+        local function where(name)
+            local info = debug.getinfo(3, "Sl")
+            calls[name] = {chunk = info.source:sub(2), line = info.currentline}
+        end
+        local got = ssc:queueStream({{"a b", "b"}})
+            :flatMap(function(line) where("split") local t = {} for w in line:gmatch("%S+") do t[#t + 1] = w end return t end)
+            :mapToPair(function(w) where("pair") return w, 1 end)
+            :reduceByKey(function(a, b) where("add") return a + b end):collectBatches()
+        local text
+        quietly(function() text = ssc:explain{source = true} end)
+        ssc:start()
+        ssc:advance(1)
+        ssc:stop()
+        assert.are.same({{{"a", 1}, {"b", 2}}}, batches.sorted_all(got))
+        assert.matches("\noutputs:\n  #4 collectBatches <%- #3, every 1 s\nstage sources:\n  stage: #1 flatMap %-> "
+            .. "#2 mapToPair %-> #3 reduceByKey %(map%-side combine%), reading #0 queueStream\n    dstream:stage%d+:"
+            .. "flatMap,mapToPair,reduceByKey  %(reads values, combines its pairs by key%)\n       1  local fail", text)
+        local chunk = calls.split.chunk
+        assert.matches("^dstream:stage%d+:flatMap,mapToPair,reduceByKey$", chunk)
+        local lines = listing(text, chunk)
+        for name, call in pairs({split = "= f1(x0)", pair = "= f2(x1)", add = "= rf(acc, v2)"}) do
+            assert.are.equal(chunk, calls[name].chunk, name)
+            assert.truthy(lines[calls[name].line]:find(call, 1, true), name .. ": " .. lines[calls[name].line])
+        end
+        local st = require("dstream.planner").stage(ssc.streams[4])
+        assert.are.equal(table.concat(lines, "\n"), st.sources.v.source)
+    end)
+
+    it("prints the same chunk before the first batch and after it", function()
+        local ssc = batches.context()
+        ssc:queueStream({{1}}):map(function(x) return x end):print()
+        local before, after
+        quietly(function()
+            before = ssc:explain{source = true}
+            ssc:start()
+            ssc:advance(1)
+            after = ssc:explain{source = true}
+        end)
+        ssc:stop()
+        local sources = "\nstage sources:\n.*$"
+        assert.matches("dstream:stage%d+:map  ", before:match(sources))
+        assert.are.equal(before:match(sources), after:match(sources))
+    end)
+
+    it("keeps explain()'s text and adds the sources after it", function()
+        local ssc = batches.context()
+        ssc:queueStream({}):map(function(x) return x end):print()
+        local plain, with_source
+        quietly(function() plain, with_source = ssc:explain(), ssc:explain{source = true} end)
+        assert.are.equal(plain, with_source:sub(1, #plain))
+        assert.matches("^stage sources:\n  stage: #1 map, reading #0 queueStream\n"
+            .. "    dstream:stage%d+:map  %(reads values, makes values%)\n", with_source:sub(#plain + 1))
+        assert.not_matches("stage sources", plain)
+        ssc:stop()
+    end)
+
+    it("prints a chunk for each shape the stage's input may hold", function()
+        local ssc = batches.context()
+        ssc:queueStream({}):transform(function(rdd) return rdd end):map(function(x) return x end):print()
+        local text
+        quietly(function() text = ssc:explain{source = true} end)
+        assert.matches("dstream:stage%d+:map  %(reads values, makes values%)", text)
+        assert.matches("dstream:stage%d+:map  %(reads pairs, makes values%)", text)
+        ssc:stop()
+    end)
+
+    it("says when there is no stage", function()
+        local ssc = batches.context()
+        ssc:queueStream({}):count():print()
+        local text
+        quietly(function() text = ssc:explain{source = true} end)
+        assert.matches("\nstage sources:\n  %(none: no narrow operations%)\n$", text)
+        ssc:stop()
+    end)
+
+    it("refuses an unknown option, naming the allowed ones", function()
+        local ssc = batches.context()
+        ssc:queueStream({}):print()
+        local ok, err = pcall(ssc.explain, ssc, {sources = true})
+        assert.is_false(ok)
+        assert.matches('explain: unknown option "sources" %(allowed: source%)', err)
         ssc:stop()
     end)
 end)
