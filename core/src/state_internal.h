@@ -30,7 +30,7 @@
 #include "dstream/state.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
-#error "the state store keeps short bytes in a cell's low bytes: little-endian only"
+#error "the state store keeps short bytes in a cell's low bytes: little-endian"
 #endif
 
 /* --- layout constants ---------------------------------------------------- */
@@ -195,7 +195,8 @@ static inline uint64_t hash_num(uint64_t bits) {
 }
 
 /* Kind and length go in first: "a" and an ENC "a" hash apart. */
-static inline uint64_t hash_bytes(int kind, const unsigned char *p, uint32_t len) {
+static inline uint64_t hash_bytes(int kind, const unsigned char *p,
+                                  uint32_t len) {
   uint64_t h = mix(((uint64_t)kind << 32 | len) ^ 0x2545f4914f6cdd1du), w;
   while (len >= 8) {
     memcpy(&w, p, 8);
@@ -238,7 +239,6 @@ static inline unsigned char *varint_get(unsigned char *p, uint32_t *n) {
   }
   *n = v | (uint32_t)*p++ << shift;
   return p;
-
 }
 
 static inline unsigned char *slab_at(const ds_state_t *s, uint32_t ref) {
@@ -260,7 +260,7 @@ static inline size_t blob_total(unsigned char *blob) {
  * or its blob's. */
 static inline const unsigned char *cell_bytes(const ds_state_t *s,
                                               const uint64_t *cp,
-                                       uint32_t *len) {
+                                              uint32_t *len) {
   unsigned kind = cell_kind(*cp);
   if (kind == KIND_STR_REF || kind == KIND_ENC_REF)
     return varint_get(blob_at(s, *cp & PAYLOAD_MASK), len);
@@ -317,7 +317,8 @@ static inline int probe_num(probe_t *k, double key) {
 }
 
 /* ENC keys must be one codec value that is not a number or a string. */
-static inline int probe_bytes(probe_t *k, int kind, const char *p, uint32_t len) {
+static inline int probe_bytes(probe_t *k, int kind, const char *p,
+                              uint32_t len) {
   if (p == NULL && len > 0)
     return DS_EINVAL;
   if (kind == DS_STATE_ENC) {
@@ -408,7 +409,7 @@ static inline uint64_t slot_hash(const ds_state_t *s, uint32_t slot) {
 }
 
 static inline int key_equal(const ds_state_t *s, const uint64_t *kp,
-                     const probe_t *k) {
+                            const probe_t *k) {
   const unsigned char *p;
   uint32_t len;
   if (k->direct)
@@ -444,7 +445,8 @@ static inline uint32_t idx_dfield(uint32_t w) {
  * index word. Only words at k's own distance from their home (so with k's
  * home) and k's tag lead to an entry; a word nearer its home than k would
  * be ends the search (Robin Hood order). */
-static inline int index_find(const ds_state_t *s, const probe_t *k, uint32_t *pos) {
+static inline int index_find(const ds_state_t *s, const probe_t *k,
+                             uint32_t *pos) {
   uint32_t i, w, d, f, tag = idx_tag(k->hash);
   if (s->cap == 0)
     return -1;
@@ -511,7 +513,8 @@ static inline void queue_drop(ds_state_t *s, uint32_t slot) {
 
 /* Whether the queue entry numbered seq for slot is current (see
  * slot_release() for why a free slot never matches). */
-static inline int ref_current(const ds_state_t *s, uint32_t slot, uint64_t seq) {
+static inline int ref_current(const ds_state_t *s, uint32_t slot,
+                              uint64_t seq) {
   return *seq_at(s, slot) == (uint32_t)seq;
 }
 
@@ -538,7 +541,7 @@ static inline void touch(ds_state_t *s, uint32_t slot, int fresh, int64_t now) {
 /* --- the store's own operations (state.c) --------------------------------- */
 
 static inline int item_of(const ds_state_t *s, const uint64_t *cp,
-                   ds_state_item_t *out) {
+                          ds_state_item_t *out) {
   if (cell_is_num(*cp)) {
     out->kind = DS_STATE_NUM;
     out->len = 0;

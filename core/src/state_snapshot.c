@@ -172,8 +172,9 @@ static int read_frame(reader_t *rd, ds_frame_t *f) {
   int err = ds_frame_open(f, rd->data + rd->pos, rd->len - rd->pos, why,
                           sizeof why);
   if (err != 0)
-    return ds__error_fill(rd->errbuf, rd->errlen, err, "state snapshot: frame at "
-                          "offset %zu: %s", rd->pos, why);
+    return ds__error_fill(rd->errbuf, rd->errlen, err,
+                          "state snapshot: frame at offset %zu: %s", rd->pos,
+                          why);
   return 0;
 }
 
@@ -183,8 +184,9 @@ static int read_int(reader_t *rd, ds_cursor_t *c, int64_t *out,
   size_t at = rd->pos + c->base + c->pos;
   ds_codec_value_t v;
   if (ds_codec_read(c, &v, NULL, 0) != 0 || v.tag != DS_CODEC_INT)
-    return ds__error_fill(rd->errbuf, rd->errlen, DS_ECORRUPT, "state snapshot: %s at "
-                          "offset %zu is not an integer", what, at);
+    return ds__error_fill(rd->errbuf, rd->errlen, DS_ECORRUPT,
+                          "state snapshot: %s at offset %zu is not an integer",
+                          what, at);
   *out = v.u.i;
   return 0;
 }
@@ -204,13 +206,15 @@ static int read_header(reader_t *rd, uint64_t *keys, int64_t *time) {
       ds_codec_read(&c, &v, NULL, 0) != 0 || v.tag != DS_CODEC_STR ||
       v.u.str.len != strlen(SNAP_NAME) ||
       memcmp(v.u.str.ptr, SNAP_NAME, v.u.str.len) != 0)
-    return ds__error_fill(rd->errbuf, rd->errlen, DS_ECORRUPT, "state snapshot: the "
-                          "frame at offset %zu is not a state snapshot header", rd->pos);
+    return ds__error_fill(rd->errbuf, rd->errlen, DS_ECORRUPT,
+                          "state snapshot: the frame at offset %zu is not a "
+                          "state snapshot header", rd->pos);
   err = read_int(rd, &c, &version, "the format version");
   if (err == 0 && version != DS_STATE_SNAPSHOT_VERSION)
-    return ds__error_fill(rd->errbuf, rd->errlen, DS_EVERSION, "state snapshot: format "
-                          "version %lld, this reader knows version %d",
-                          (long long)version, DS_STATE_SNAPSHOT_VERSION);
+    return ds__error_fill(rd->errbuf, rd->errlen, DS_EVERSION,
+                          "state snapshot: format version %lld, this reader "
+                          "knows version %d", (long long)version,
+                          DS_STATE_SNAPSHOT_VERSION);
   if (err == 0)
     err = read_int(rd, &c, &count, "the key count");
   if (err == 0)
@@ -218,9 +222,10 @@ static int read_header(reader_t *rd, uint64_t *keys, int64_t *time) {
   if (err == 0)
     err = read_int(rd, &c, time, "the snapshot time");
   if (err == 0 && (count < 0 || count > MAX_SLOTS || timeout < 0))
-    err = ds__error_fill(rd->errbuf, rd->errlen, DS_ECORRUPT, "state snapshot: header "
-                         "at offset %zu gives %lld keys and a timeout of %lld ms",
-                         rd->pos, (long long)count, (long long)timeout);
+    err = ds__error_fill(rd->errbuf, rd->errlen, DS_ECORRUPT,
+                         "state snapshot: header at offset %zu gives %lld "
+                         "keys and a timeout of %lld ms", rd->pos,
+                         (long long)count, (long long)timeout);
   if (err != 0)
     return err;
   *keys = (uint64_t)count;
@@ -241,13 +246,14 @@ static int read_item(reader_t *rd, ds_cursor_t *c, int is_key,
   ds_cursor_init(&one, p, len);
   ds_codec_read(&one, &v, NULL, 0);
   if (len > UINT32_MAX)
-    return ds__error_fill(rd->errbuf, rd->errlen, DS_ECORRUPT, "state snapshot: value "
-                          "at offset %zu is larger than 4 GiB", at);
+    return ds__error_fill(rd->errbuf, rd->errlen, DS_ECORRUPT,
+                          "state snapshot: value at offset %zu is larger than "
+                          "4 GiB", at);
   if (v.tag == DS_CODEC_INT || v.tag == DS_CODEC_DOUBLE) {
     *it = num_item(v.tag == DS_CODEC_INT ? (double)v.u.i : v.u.d);
     if (is_key && it->num != it->num)
-      return ds__error_fill(rd->errbuf, rd->errlen, DS_ECORRUPT, "state snapshot: key "
-                            "at offset %zu is NaN", at);
+      return ds__error_fill(rd->errbuf, rd->errlen, DS_ECORRUPT,
+                            "state snapshot: key at offset %zu is NaN", at);
   } else if (is_key && v.tag == DS_CODEC_STR) {
     *it = enc_item(v.u.str.ptr, (uint32_t)v.u.str.len);
     it->kind = DS_STATE_STR;
@@ -276,12 +282,14 @@ static int read_pairs(ds_state_t *s, reader_t *rd, const ds_frame_t *f,
     else
       probe_bytes(&k, key.kind, key.ptr, key.len);
     if (index_find(s, &k, NULL) >= 0)
-      return ds__error_fill(rd->errbuf, rd->errlen, DS_ECORRUPT, "state snapshot: key "
-                            "at offset %zu appears twice", at);
+      return ds__error_fill(rd->errbuf, rd->errlen, DS_ECORRUPT,
+                            "state snapshot: key at offset %zu appears twice",
+                            at);
     err = ds__state_insert(s, &k, &value, time);
     if (err < 0)
-      return ds__error_fill(rd->errbuf, rd->errlen, err, "state snapshot: key at "
-                            "offset %zu: %s", at, ds_strerror(err));
+      return ds__error_fill(rd->errbuf, rd->errlen, err,
+                            "state snapshot: key at offset %zu: %s", at,
+                            ds_strerror(err));
   }
   return 0;
 }
@@ -295,9 +303,10 @@ static int64_t restore(ds_state_t *s, reader_t *rd) {
     err = read_frame(rd, &f);
     if (err == 0 && (f.flags & DS_FRAME_PAIRS)) {
       if (f.count > keys - got)
-        return ds__error_fill(rd->errbuf, rd->errlen, DS_ECORRUPT, "state snapshot: "
-                              "frame at offset %zu holds more keys than the header's "
-                              "%llu", rd->pos, (unsigned long long)keys);
+        return ds__error_fill(rd->errbuf, rd->errlen, DS_ECORRUPT,
+                              "state snapshot: frame at offset %zu holds more "
+                              "keys than the header's %llu", rd->pos,
+                              (unsigned long long)keys);
       err = read_pairs(s, rd, &f, time);
       got += f.count;
       last = time;
@@ -305,13 +314,14 @@ static int64_t restore(ds_state_t *s, reader_t *rd) {
       ds_cursor_t c;
       ds_cursor_init_frame(&c, &f);
       if (f.count != 1)
-        return ds__error_fill(rd->errbuf, rd->errlen, DS_ECORRUPT, "state snapshot: "
-                              "frame at offset %zu is neither pairs nor a time",
-                              rd->pos);
+        return ds__error_fill(rd->errbuf, rd->errlen, DS_ECORRUPT,
+                              "state snapshot: frame at offset %zu is neither "
+                              "pairs nor a time", rd->pos);
       err = read_int(rd, &c, &time, "the time");
       if (err == 0 && time < last)
-        return ds__error_fill(rd->errbuf, rd->errlen, DS_ECORRUPT, "state snapshot: "
-                              "time frame at offset %zu goes back in time", rd->pos);
+        return ds__error_fill(rd->errbuf, rd->errlen, DS_ECORRUPT,
+                              "state snapshot: time frame at offset %zu goes "
+                              "back in time", rd->pos);
       last = time;
     }
     if (err == 0)
@@ -325,8 +335,9 @@ int64_t ds_state_restore(ds_state_t *s, const void *data, size_t len,
   reader_t rd;
   int64_t n;
   if (s->count != 0)
-    return ds__error_fill(errbuf, errlen, DS_ESTATE, "state snapshot: the store to "
-                          "restore into holds %lu keys", (unsigned long)s->count);
+    return ds__error_fill(errbuf, errlen, DS_ESTATE,
+                          "state snapshot: the store to restore into holds "
+                          "%lu keys", (unsigned long)s->count);
   ds_state_clear(s);
   rd.data = data;
   rd.len = len;
