@@ -26,8 +26,6 @@
  * skip pass, no allocation.
  */
 #include <math.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,6 +33,7 @@
 #include "dstream/codec.h"
 #include "dstream/crc32c.h"
 #include "dstream/error.h"
+#include "internal.h"
 
 #define VARINT_MAX 10
 #define SORT_INLINE 16
@@ -185,16 +184,6 @@ int ds_codec_put_map(ds_buf_t *b, size_t count) {
 
 /* --- reading values ---------------------------------------------------- */
 
-static int fail(char *errbuf, size_t errlen, int err, const char *fmt, ...) {
-  if (errbuf != NULL && errlen > 0) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errbuf, errlen, fmt, ap);
-    va_end(ap);
-  }
-  return err;
-}
-
 /* Decode a varint from at most avail bytes at p: 0 and *used bytes, or
  * DS_ETRUNCATED / DS_ECORRUPT (over 64 bits or not minimal). */
 static int load_varint(const unsigned char *p, size_t avail, uint64_t *out,
@@ -254,8 +243,8 @@ int ds_codec_read(ds_cursor_t *c, ds_codec_value_t *v, char *errbuf,
   uint64_t u;
   int err;
   if (left == 0)
-    return fail(errbuf, errlen, DS_ETRUNCATED,
-                "a value was expected at offset %zu but the data ends", at);
+    return ds__error_fill(errbuf, errlen, DS_ETRUNCATED,
+                          "a value was expected at offset %zu but the data ends", at);
   switch (p[0]) {
   case DS_CODEC_FALSE:
   case DS_CODEC_TRUE:
@@ -264,8 +253,8 @@ int ds_codec_read(ds_cursor_t *c, ds_codec_value_t *v, char *errbuf,
     return 0;
   case DS_CODEC_DOUBLE:
     if (left < 9)
-      return fail(errbuf, errlen, DS_ETRUNCATED,
-                  "double at offset %zu needs 8 bytes, %zu left", at, left - 1);
+      return ds__error_fill(errbuf, errlen, DS_ETRUNCATED,
+                            "double at offset %zu needs 8 bytes, %zu left", at, left - 1);
     u = 0;
     for (used = 0; used < 8; used++)
       u |= (uint64_t)p[1 + used] << (8 * used);
@@ -279,16 +268,16 @@ int ds_codec_read(ds_cursor_t *c, ds_codec_value_t *v, char *errbuf,
   case DS_CODEC_MAP:
     break;
   default:
-    return fail(errbuf, errlen, DS_ECORRUPT, "unknown tag 0x%02x at offset %zu",
-                p[0], at);
+    return ds__error_fill(errbuf, errlen, DS_ECORRUPT, "unknown tag 0x%02x at offset %zu",
+                          p[0], at);
   }
   err = load_varint(p + 1, left - 1, &u, &used);
   if (err == DS_ETRUNCATED)
-    return fail(errbuf, errlen, err, "%s at offset %zu: its varint runs past "
-                "the end of the data", tag_name(p[0]), at);
+    return ds__error_fill(errbuf, errlen, err, "%s at offset %zu: its varint runs past "
+                          "the end of the data", tag_name(p[0]), at);
   if (err != 0)
-    return fail(errbuf, errlen, err, "%s at offset %zu: varint over 64 bits "
-                "or not minimal", tag_name(p[0]), at);
+    return ds__error_fill(errbuf, errlen, err, "%s at offset %zu: varint over 64 bits "
+                          "or not minimal", tag_name(p[0]), at);
   left -= 1 + used;
   switch (p[0]) {
   case DS_CODEC_INT:
@@ -296,19 +285,19 @@ int ds_codec_read(ds_cursor_t *c, ds_codec_value_t *v, char *errbuf,
     break;
   case DS_CODEC_STR:
     if (u > left)
-      return fail(errbuf, errlen, DS_ETRUNCATED, "string at offset %zu of "
-                  "%llu bytes runs past the end (%zu bytes left)", at,
-                  (unsigned long long)u, left);
+      return ds__error_fill(errbuf, errlen, DS_ETRUNCATED, "string at offset %zu of "
+                            "%llu bytes runs past the end (%zu bytes left)", at,
+                            (unsigned long long)u, left);
     v->u.str.ptr = (const char *)p + 1 + used;
     v->u.str.len = (size_t)u;
     c->pos += (size_t)u;
     break;
   default:
     if (u > (p[0] == DS_CODEC_MAP ? left / 2 : left))
-      return fail(errbuf, errlen, DS_ETRUNCATED, "%s at offset %zu of %llu "
-                  "%s cannot fit in the %zu bytes left", tag_name(p[0]), at,
-                  (unsigned long long)u,
-                  p[0] == DS_CODEC_MAP ? "entries" : "elements", left);
+      return ds__error_fill(errbuf, errlen, DS_ETRUNCATED, "%s at offset %zu of %llu "
+                            "%s cannot fit in the %zu bytes left", tag_name(p[0]), at,
+                            (unsigned long long)u,
+                            p[0] == DS_CODEC_MAP ? "entries" : "elements", left);
     v->u.count = (size_t)u;
     break;
   }
@@ -325,12 +314,12 @@ static int check_key(ds_cursor_t *c, char *errbuf, size_t errlen) {
   if (err != 0)
     return err;
   if (k.tag == DS_CODEC_ARRAY || k.tag == DS_CODEC_MAP)
-    return fail(errbuf, errlen, DS_ECORRUPT, "map key at offset %zu is %s %s",
-                c->base + c->pos, k.tag == DS_CODEC_MAP ? "a" : "an",
-                tag_name(k.tag));
+    return ds__error_fill(errbuf, errlen, DS_ECORRUPT, "map key at offset %zu is %s %s",
+                          c->base + c->pos, k.tag == DS_CODEC_MAP ? "a" : "an",
+                          tag_name(k.tag));
   if (k.tag == DS_CODEC_DOUBLE && isnan(k.u.d))
-    return fail(errbuf, errlen, DS_ECORRUPT, "map key at offset %zu is NaN",
-                c->base + c->pos);
+    return ds__error_fill(errbuf, errlen, DS_ECORRUPT, "map key at offset %zu is NaN",
+                          c->base + c->pos);
   return 0;
 }
 
@@ -345,9 +334,9 @@ static int skip_value(ds_cursor_t *c, int depth, char *errbuf, size_t errlen) {
     return 0;
   if (depth >= DS_CODEC_MAX_DEPTH) {
     c->pos = start;
-    return fail(errbuf, errlen, DS_ECORRUPT, "%s at offset %zu is nested "
-                "deeper than %d containers", tag_name(v.tag), c->base + start,
-                DS_CODEC_MAX_DEPTH);
+    return ds__error_fill(errbuf, errlen, DS_ECORRUPT, "%s at offset %zu is nested "
+                          "deeper than %d containers", tag_name(v.tag), c->base + start,
+                          DS_CODEC_MAX_DEPTH);
   }
   for (i = 0; i < v.u.count; i++) {
     if (v.tag == DS_CODEC_MAP) {
@@ -389,8 +378,8 @@ int ds_codec_check(const void *data, size_t len, char *errbuf, size_t errlen) {
   if (err != 0)
     return err;
   if (c.pos != len)
-    return fail(errbuf, errlen, DS_ECORRUPT, "%zu byte(s) follow the value, "
-                "from offset %zu", len - c.pos, c.pos);
+    return ds__error_fill(errbuf, errlen, DS_ECORRUPT, "%zu byte(s) follow the value, "
+                          "from offset %zu", len - c.pos, c.pos);
   return 0;
 }
 
@@ -506,18 +495,18 @@ int ds_frame_header(ds_frame_t *f, const void *data, size_t len, char *errbuf,
   uint64_t min_bytes;
   ds_frame_t h;
   if ((len >= 1 && p[0] != 'D') || (len >= 2 && p[1] != 'S'))
-    return fail(errbuf, errlen, DS_ECORRUPT,
-                "no frame magic \"DS\" at offset 0 (found 0x%02x%s%02x)", p[0],
-                len >= 2 ? " 0x" : "", len >= 2 ? p[1] : 0);
+    return ds__error_fill(errbuf, errlen, DS_ECORRUPT,
+                          "no frame magic \"DS\" at offset 0 (found 0x%02x%s%02x)", p[0],
+                          len >= 2 ? " 0x" : "", len >= 2 ? p[1] : 0);
   if (len >= 3 && p[2] != DS_FRAME_VERSION)
-    return fail(errbuf, errlen, DS_EVERSION, "frame version %u at offset 2, "
-                "this reader knows version %d", p[2], DS_FRAME_VERSION);
+    return ds__error_fill(errbuf, errlen, DS_EVERSION, "frame version %u at offset 2, "
+                          "this reader knows version %d", p[2], DS_FRAME_VERSION);
   if (len >= 4 && (p[3] & ~DS_FRAME_PAIRS) != 0)
-    return fail(errbuf, errlen, DS_ECORRUPT, "unknown frame flags 0x%02x at "
-                "offset 3", p[3]);
+    return ds__error_fill(errbuf, errlen, DS_ECORRUPT, "unknown frame flags 0x%02x at "
+                          "offset 3", p[3]);
   if (len < DS_FRAME_HEADER_LEN)
-    return fail(errbuf, errlen, DS_ETRUNCATED, "a frame header takes %d "
-                "bytes, the data has %zu", DS_FRAME_HEADER_LEN, len);
+    return ds__error_fill(errbuf, errlen, DS_ETRUNCATED, "a frame header takes %d "
+                          "bytes, the data has %zu", DS_FRAME_HEADER_LEN, len);
   h.version = p[2];
   h.flags = p[3];
   h.count = load_le32(p + 4);
@@ -526,9 +515,9 @@ int ds_frame_header(ds_frame_t *f, const void *data, size_t len, char *errbuf,
   h.size = DS_FRAME_HEADER_LEN + h.payload_len;
   min_bytes = (uint64_t)h.count * (h.flags & DS_FRAME_PAIRS ? 2 : 1);
   if (min_bytes > h.payload_len)
-    return fail(errbuf, errlen, DS_ECORRUPT, "%lu records cannot fit in a "
-                "payload of %zu bytes (header offsets 4-11)",
-                (unsigned long)h.count, h.payload_len);
+    return ds__error_fill(errbuf, errlen, DS_ECORRUPT, "%lu records cannot fit in a "
+                          "payload of %zu bytes (header offsets 4-11)",
+                          (unsigned long)h.count, h.payload_len);
   *f = h;
   return 0;
 }
@@ -545,8 +534,8 @@ static int check_records(const ds_frame_t *f, char *errbuf, size_t errlen) {
       return DS_ECORRUPT;
   }
   if (c.pos != c.len)
-    return fail(errbuf, errlen, DS_ECORRUPT, "%zu byte(s) follow the last "
-                "record, from offset %zu", c.len - c.pos, c.base + c.pos);
+    return ds__error_fill(errbuf, errlen, DS_ECORRUPT, "%zu byte(s) follow the last "
+                          "record, from offset %zu", c.len - c.pos, c.base + c.pos);
   return 0;
 }
 
@@ -559,14 +548,14 @@ int ds_frame_open(ds_frame_t *f, const void *data, size_t len, char *errbuf,
   if (err != 0)
     return err;
   if (len < h.size)
-    return fail(errbuf, errlen, DS_ETRUNCATED, "the frame takes %zu bytes, "
-                "the data has %zu", h.size, len);
+    return ds__error_fill(errbuf, errlen, DS_ETRUNCATED, "the frame takes %zu bytes, "
+                          "the data has %zu", h.size, len);
   crc = ds_crc32c(0, p, 12);
   crc = ds_crc32c(crc, p + DS_FRAME_HEADER_LEN, h.payload_len);
   stored = load_le32(p + 12);
   if (crc != stored)
-    return fail(errbuf, errlen, DS_ECHECKSUM, "stored CRC-32C 0x%08lx, "
-                "computed 0x%08lx", (unsigned long)stored, (unsigned long)crc);
+    return ds__error_fill(errbuf, errlen, DS_ECHECKSUM, "stored CRC-32C 0x%08lx, "
+                          "computed 0x%08lx", (unsigned long)stored, (unsigned long)crc);
   h.payload = (const char *)p + DS_FRAME_HEADER_LEN;
   err = check_records(&h, errbuf, errlen);
   if (err != 0)

@@ -24,7 +24,7 @@
 #include "dstream/alloc.h"
 #include "dstream/dirscan.h"
 #include "dstream/error.h"
-#include "fs_internal.h"
+#include "internal.h"
 
 typedef struct {
   char *name;       /* owned until committed into the set */

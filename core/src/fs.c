@@ -20,7 +20,7 @@
 #include "dstream/error.h"
 #include "dstream/fs.h"
 #include "dstream/lines.h"
-#include "fs_internal.h"
+#include "internal.h"
 
 #define READ_CHUNK (64 * 1024)
 
@@ -43,13 +43,10 @@ static int code_of(int err_no) {
 
 int ds__fs_fail(int err_no, const char *path, const char *to, char *errbuf, size_t errlen) {
   int code = code_of(err_no);
-  if (errbuf == NULL || errlen == 0)
-    return code;
   if (code == DS_EIO)
-    snprintf(errbuf, errlen, "%s%s%s (%s)", path, to ? " -> " : "", to ? to : "", strerror(err_no));
-  else
-    snprintf(errbuf, errlen, "%s%s%s", path, to ? " -> " : "", to ? to : "");
-  return code;
+    return ds__error_fill(errbuf, errlen, code, "%s%s%s (%s)", path, to ? " -> " : "", to ? to : "",
+                          strerror(err_no));
+  return ds__error_fill(errbuf, errlen, code, "%s%s%s", path, to ? " -> " : "", to ? to : "");
 }
 
 static int fail(int err_no, const char *path, const char *to, char *errbuf, size_t errlen) {
@@ -217,10 +214,8 @@ int ds_fs_reader_open(ds_fs_reader_t *r, const char *path, size_t max_line_bytes
   }
   if (!S_ISREG(sb.st_mode)) {
     close(fd);
-    if (errbuf != NULL && errlen > 0)
-      snprintf(errbuf, errlen, "%s (not a regular file: %s)", path,
-               ds_fs_kind_name(kind_of(sb.st_mode)));
-    return DS_EIO;
+    return ds__error_fill(errbuf, errlen, DS_EIO, "%s (not a regular file: %s)", path,
+                          ds_fs_kind_name(kind_of(sb.st_mode)));
   }
   r->path = ds_strndup(path, strlen(path));
   r->buf = ds_malloc(READ_CHUNK);
@@ -292,9 +287,7 @@ static int reader_fail(const ds_fs_reader_t *r, int rc, char *errbuf, size_t err
   const char *path = r->path != NULL ? r->path : "(closed reader)";
   if (rc > 0)
     return fail(rc, path, NULL, errbuf, errlen);
-  if (errbuf != NULL && errlen > 0)
-    snprintf(errbuf, errlen, "%s", path);
-  return rc;
+  return ds__error_fill(errbuf, errlen, rc, "%s", path);
 }
 
 int ds_fs_reader_next(ds_fs_reader_t *r, size_t budget, ds_block_t **out,

@@ -1,5 +1,6 @@
 /* The file-system helpers against a real temporary directory: results, and
  * errors that carry the right code and name the path. */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -8,6 +9,7 @@
 #include "dstream/error.h"
 #include "dstream/fs.h"
 #include "harness.h"
+#include "internal.h"
 
 static char root[256];
 static char errbuf[512];
@@ -297,6 +299,39 @@ static void test_out_of_memory(void) {
   CHECK_EQ_INT(ds_fs_remove_tree(at("oom"), errbuf, sizeof(errbuf)), DS_ENOMEM);
   ds_test_fail_after(0);
 }
+/* A system error comes back as a DS_E* code, never as -errno: each failing
+ * call's code has a name, and lies below every errno and libuv code. */
+static void test_system_errors_are_ds_codes(void) {
+  ds_fs_stat_t st;
+  int codes[4], i;
+  CHECK_EQ_INT(ds_fs_mkdirs(at("sys"), errbuf, sizeof(errbuf)), 0);
+  put("sys/file", "x", 1);
+  codes[0] = ds_fs_stat(at("sys/nope"), &st, errbuf, sizeof(errbuf));            /* ENOENT */
+  codes[1] = ds_fs_stat(at("sys/file/below"), &st, errbuf, sizeof(errbuf));      /* ENOTDIR */
+  codes[2] = ds_fs_write(at("sys"), "x", 1, errbuf, sizeof(errbuf));             /* EISDIR */
+  codes[3] = ds_fs_mkdirs(at("sys/file/sub"), errbuf, sizeof(errbuf));           /* ENOTDIR */
+  for (i = 0; i < 4; i++) {
+    CHECK(codes[i] < -4095 && codes[i] > DS_ERR_MIN);
+    CHECK(strcmp(ds_err_name(codes[i]), "EUNKNOWN") != 0);
+  }
+  CHECK_EQ_INT(codes[0], DS_ENOENT);
+  CHECK_EQ_INT(codes[1], DS_EIO);
+}
+
+/* ds__fs_fail() maps errno values and names the path (and the target). */
+static void test_fs_fail_maps_and_names(void) {
+  char small[8];
+  CHECK_EQ_INT(ds__fs_fail(ENOENT, "/a", NULL, errbuf, sizeof(errbuf)), DS_ENOENT);
+  CHECK_EQ_STR(errbuf, "/a");
+  CHECK_EQ_INT(ds__fs_fail(EPERM, "/a", NULL, errbuf, sizeof(errbuf)), DS_EACCES);
+  CHECK_EQ_INT(ds__fs_fail(ENOTEMPTY, "/a", "/b", errbuf, sizeof(errbuf)), DS_EEXIST);
+  CHECK_EQ_STR(errbuf, "/a -> /b");
+  CHECK_EQ_INT(ds__fs_fail(ENOMEM, "/a", NULL, NULL, 0), DS_ENOMEM);
+  CHECK_EQ_INT(ds__fs_fail(EXDEV, "/a", "/b", errbuf, sizeof(errbuf)), DS_EIO);
+  CHECK(strncmp(errbuf, "/a -> /b (", 10) == 0 && strlen(errbuf) > 11);
+  CHECK_EQ_INT(ds__fs_fail(EIO, "/a/long/path", NULL, small, sizeof(small)), DS_EIO);
+  CHECK_EQ_STR(small, "/a/long");
+}
 
 int main(void) {
   const char *tmp = getenv("TMPDIR");
@@ -318,6 +353,8 @@ int main(void) {
   test_atomic_directory_write();
   test_remove_tree_does_not_follow_links();
   test_out_of_memory();
+  test_system_errors_are_ds_codes();
+  test_fs_fail_maps_and_names();
   CHECK_EQ_INT(ds_fs_remove_tree(root, errbuf, sizeof(errbuf)), 0);
   return ds_test_end("test_fs");
 }

@@ -13,7 +13,7 @@
 #include "dstream/state.h"
 #include "harness.h"
 
-#define QCHUNK 4094 /* state.c's queue chunk, for the queue length bound */
+#define QCHUNK 4094 /* state_internal.h's queue chunk, for the queue length bound */
 
 /* --- helpers ------------------------------------------------------------- */
 
@@ -311,7 +311,7 @@ static void test_growth(void) {
 
 /* --- one long cluster ---------------------------------------------------- */
 
-/* state.c's hash of a number key and home in an index of cap positions,
+/* state_internal.h's hash of a number key and home in an index of cap positions,
  * copied, to pick keys that share their home. */
 static uint64_t mix(uint64_t x) {
   x ^= x >> 32;

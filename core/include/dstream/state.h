@@ -1,6 +1,6 @@
 /* Keyed state stores: the C API beyond the per-record surface.
  *
- * A store (core/src/state.c) holds the state of mapWithState and
+ * A store (core/src/state*.c) holds the state of mapWithState and
  * updateStateByKey off the Lua heap. Its per-record functions - lookups,
  * puts, removals, iteration, expiry - are declared in dstream/ffi.h, which
  * this header includes, together with the meaning of keys, values, slots,
