@@ -27,6 +27,20 @@ describe("the batch plan", function()
             "parent 3000", "window 3000: 3", "batch 3000"}, events)
     end)
 
+    it("never computes the parent batches a window sliding past its length skips", function()
+        local ssc = manual()
+        local computed = {}
+        local src = ssc:queueStream({{1}, {2}, {3}, {4}, {5}, {6}})
+        local out = src:transform(function(r, t)
+            computed[#computed + 1] = t
+            return r
+        end):window(1, 3):collectBatches()
+        ssc:start()
+        ssc:advance(6)
+        assert.same({{3}, {6}}, out)
+        assert.same({3000, 6000}, computed)
+    end)
+
     it("never computes a stream that no output or stateful stream reads", function()
         local ssc = manual()
         local calls = 0
