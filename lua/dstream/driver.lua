@@ -27,28 +27,12 @@ local sformat = string.format
 -- into its consumer's stage is run by that consumer, any other is computed.
 local TAKE, OUTPUT, FUSED, COMPUTE = 1, 2, 3, 4
 
---- Prepare ctx's plans (after the graph is validated): the step of every
---- node and the arrays engine:plan() fills, allocated once.
-function driver.prepare(ctx)
-    local steps = {}
-    for i, s in ipairs(ctx.streams) do
-        assert(s.id == i - 1, "streams are kept in the graph's id order")
-        if s.input then
-            steps[i] = TAKE
-        elseif s.output then
-            steps[i] = OUTPUT
-        elseif s:_fused() then
-            steps[i] = FUSED
-        else
-            steps[i] = COMPUTE
-        end
-    end
-    ctx.plan = {steps = steps, nodes = {}, forget_ids = {}, forget_times = {}}
-end
-
-local function job_handler(ctx, t, job)
+-- The error handler of node `job`'s step, made once at start: the batch
+-- time is the one running (ctx.batch_time).
+local function job_handler(ctx, job)
     return function(e)
         if getmetatable(e) == util.BatchError then return e end
+        local t = ctx.batch_time
         local current = ctx._current
         local op_name, stream = job.kind, job
         local cause = e
@@ -75,12 +59,33 @@ local function job_handler(ctx, t, job)
     end
 end
 
+--- Prepare ctx's plans (after the graph is validated): the step of every
+--- node and the arrays engine:plan() fills, allocated once.
+function driver.prepare(ctx)
+    local steps, handlers = {}, {}
+    for i, s in ipairs(ctx.streams) do
+        assert(s.id == i - 1, "streams are kept in the graph's id order")
+        handlers[i] = job_handler(ctx, s)
+        if s.input then
+            steps[i] = TAKE
+        elseif s.output then
+            steps[i] = OUTPUT
+        elseif s:_fused() then
+            steps[i] = FUSED
+        else
+            steps[i] = COMPUTE
+        end
+    end
+    ctx.plan = {steps = steps, handlers = handlers, nodes = {}, forget_ids = {}, forget_times = {}}
+end
+
 -- Take every input's data for t; returns the records taken and the first error.
 local function take_inputs(ctx, t, nodes, ninputs)
-    local streams, records, first_err = ctx.streams, 0, nil
+    local streams, handlers, records, first_err = ctx.streams, ctx.plan.handlers, 0, nil
     for i = 1, ninputs do
-        local s = streams[nodes[i] + 1]
-        local ok, r = xpcall(s.take, job_handler(ctx, t, s), s, t)
+        local id = nodes[i]
+        local s = streams[id + 1]
+        local ok, r = xpcall(s.take, handlers[id + 1], s, t)
         if ok then
             s.generated[t] = r
             records = records + r.n
@@ -95,7 +100,7 @@ end
 -- Run the planned nodes after the inputs; returns the first error. A node
 -- whose parent failed finds no batch there and makes none.
 local function run_nodes(ctx, t, nodes, from, n)
-    local streams, steps, first_err = ctx.streams, ctx.plan.steps, nil
+    local streams, steps, handlers, first_err = ctx.streams, ctx.plan.steps, ctx.plan.handlers, nil
     for i = from, n do
         local id = nodes[i]
         local step, s = steps[id + 1], streams[id + 1]
@@ -103,9 +108,9 @@ local function run_nodes(ctx, t, nodes, from, n)
             ctx._current = nil
             local ok, err
             if step == OUTPUT then
-                ok, err = xpcall(s.run, job_handler(ctx, t, s), t)
+                ok, err = xpcall(s.run, handlers[id + 1], t)
             else
-                ok, err = xpcall(s._materialize, job_handler(ctx, t, s), s, t)
+                ok, err = xpcall(s._materialize, handlers[id + 1], s, t)
             end
             if not ok then first_err = first_err or util.batch_failure(err, t, ctx._current or s) end
         end
@@ -126,7 +131,7 @@ function driver.run_batch(ctx, t)
     if not n then -- out of memory: nothing taken, the receivers keep the data for the next batch
         return util.batch_error{op = "the driver", time = t, cause = "the batch's plan could not be made: " .. ninputs}
     end
-    ctx.in_batch = true
+    ctx.in_batch, ctx.batch_time = true, t
     local started_at = engine:now()
     local records, first_err = take_inputs(ctx, t, nodes, ninputs)
     ctx:_notify("onBatchSubmitted", engine:submit(t, records))
