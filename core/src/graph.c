@@ -105,6 +105,15 @@ int ds_graph_add_flags(ds_graph_t *g, int id, unsigned flags) {
   return 0;
 }
 
+void ds_graph_set_min_remember(ds_graph_t *g, int64_t ms) {
+  g->min_remember_ms = ms;
+  g->validated = 0;
+}
+
+int64_t ds_graph_remember(const ds_graph_t *g, int id) {
+  return id >= 0 && id < g->n ? g->nodes[id].remember_ms : -1;
+}
+
 static int is_multiple(int64_t d, int64_t interval) {
   return d > 0 && d % interval == 0;
 }

@@ -154,6 +154,15 @@ static void test_batch_info_delays(void) {
   CHECK_EQ_INT(ds_batch_total_delay(b), 80);
   CHECK(ds_sched_info(&s, 100) == b);
   CHECK(ds_sched_info(&s, 200) == NULL);
+  /* A start before the submission, an end before the start: clamped. */
+  b = ds_sched_submit(&s, 200, 200, 3);
+  CHECK(ds_sched_started(&s, 200, 150) == b);
+  CHECK_EQ_INT(b->processing_start, 200);
+  CHECK(ds_sched_completed(&s, 200, 190, 1) == b);
+  CHECK_EQ_INT(b->processing_end, 200);
+  CHECK_EQ_INT(b->failed, 1);
+  CHECK(ds_sched_started(&s, 300, 300) == NULL);
+  CHECK(ds_sched_completed(&s, 300, 300, 0) == NULL);
   ds_sched_submit(&s, 100 + 100 * DS_SCHED_HISTORY, 0, 1);
   CHECK(ds_sched_info(&s, 100) == NULL);
 }

@@ -43,6 +43,13 @@ static void test_graph_remembers_what_windows_need(void) {
   CHECK(ds_graph_produces(&g, win, 4000));
   CHECK(!ds_graph_produces(&g, win, 3000));
   CHECK(ds_graph_produces(&g, src, 3000));
+  CHECK_EQ_INT(ds_graph_remember(&g, mapped), 8000);
+  CHECK_EQ_INT(ds_graph_remember(&g, 9), -1);
+  /* ssc:remember(10 s): every node keeps at least that, its parents more. */
+  ds_graph_set_min_remember(&g, 10000);
+  CHECK_EQ_INT(ds_graph_validate(&g, &bad), 0);
+  CHECK_EQ_INT(ds_graph_remember(&g, out), 10000);
+  CHECK_EQ_INT(ds_graph_remember(&g, mapped), 16000);
   ds_graph_close(&g);
 }
 

@@ -222,16 +222,16 @@ static int engine_graph_validate(lua_State *L) {
 
 /* engine:set_min_remember(ms) */
 static int engine_set_min_remember(lua_State *L) {
-  lds_check_engine(L, 1)->e.graph.min_remember_ms = check_ms(L, 2);
+  ds_graph_set_min_remember(&lds_check_engine(L, 1)->e.graph, check_ms(L, 2));
   return 0;
 }
 
 /* engine:remember(id) -> ms the node keeps its batches (after validation) */
 static int engine_remember(lua_State *L) {
   lds_engine_t *u = lds_check_engine(L, 1);
-  int id = (int)luaL_checkinteger(L, 2);
-  luaL_argcheck(L, id >= 0 && id < u->e.graph.n, 2, "no such node");
-  lua_pushnumber(L, (lua_Number)u->e.graph.nodes[id].remember_ms);
+  int64_t ms = ds_graph_remember(&u->e.graph, (int)luaL_checkinteger(L, 2));
+  luaL_argcheck(L, ms >= 0, 2, "no such node");
+  lua_pushnumber(L, (lua_Number)ms);
   return 1;
 }
 
@@ -261,18 +261,12 @@ static int engine_submit(lua_State *L) {
   return 1;
 }
 
-static ds_batch_info_t *check_info(lua_State *L, lds_engine_t *u, int idx) {
-  ds_batch_info_t *b = ds_sched_info(&u->e.sched, check_ms(L, idx));
-  luaL_argcheck(L, b != NULL, idx, "no such batch");
-  return b;
-}
-
 /* engine:started(t, at = now) -> info: batch t started processing at `at` */
 static int engine_started(lua_State *L) {
   lds_engine_t *u = lds_check_engine(L, 1);
-  ds_batch_info_t *b = check_info(L, u, 2);
-  int64_t now = lua_isnoneornil(L, 3) ? ds_clock_now(&u->e.clock) : check_ms(L, 3);
-  b->processing_start = now > b->submission_time ? now : b->submission_time;
+  int64_t at = lua_isnoneornil(L, 3) ? ds_clock_now(&u->e.clock) : check_ms(L, 3);
+  ds_batch_info_t *b = ds_sched_started(&u->e.sched, check_ms(L, 2), at);
+  luaL_argcheck(L, b != NULL, 2, "no such batch");
   push_info(L, b);
   return 1;
 }
@@ -280,10 +274,9 @@ static int engine_started(lua_State *L) {
 /* engine:completed(t, failed) -> info: batch t finished processing now */
 static int engine_completed(lua_State *L) {
   lds_engine_t *u = lds_check_engine(L, 1);
-  ds_batch_info_t *b = check_info(L, u, 2);
-  int64_t now = ds_clock_now(&u->e.clock);
-  b->processing_end = now > b->processing_start ? now : b->processing_start;
-  b->failed = lua_toboolean(L, 3);
+  ds_batch_info_t *b = ds_sched_completed(&u->e.sched, check_ms(L, 2), ds_clock_now(&u->e.clock),
+                                          lua_toboolean(L, 3));
+  luaL_argcheck(L, b != NULL, 2, "no such batch");
   push_info(L, b);
   return 1;
 }

@@ -108,6 +108,10 @@ int ds_graph_set_name(ds_graph_t *g, int id, const char *name);
 /* Add flags to node id (DS_NODE_STATEFUL once it is known). DS_EINVAL for no
  * such node. Adding undoes validation. */
 int ds_graph_add_flags(ds_graph_t *g, int id, unsigned flags);
+/* Keep every node's batches at least ms (ssc:remember()); undoes validation. */
+void ds_graph_set_min_remember(ds_graph_t *g, int64_t ms);
+/* How long node id keeps its batches (after validation); -1 for no such node. */
+int64_t ds_graph_remember(const ds_graph_t *g, int id);
 /* Check the graph, compute remember durations and prepare plans. On failure
  * returns DS_ENOOUTPUT, DS_ENOTMULTIPLE (with *bad_node the offending id, -1
  * if none) or DS_ENOMEM, and leaves the graph as it was. */
