@@ -53,6 +53,22 @@ ds_batch_info_t *ds_sched_info(ds_sched_t *s, int64_t t) {
   return b->batch_time == t ? b : NULL;
 }
 
+ds_batch_info_t *ds_sched_started(ds_sched_t *s, int64_t t, int64_t at) {
+  ds_batch_info_t *b = ds_sched_info(s, t);
+  if (b != NULL)
+    b->processing_start = at > b->submission_time ? at : b->submission_time;
+  return b;
+}
+
+ds_batch_info_t *ds_sched_completed(ds_sched_t *s, int64_t t, int64_t at, int failed) {
+  ds_batch_info_t *b = ds_sched_info(s, t);
+  if (b != NULL) {
+    b->processing_end = at > b->processing_start ? at : b->processing_start;
+    b->failed = failed != 0;
+  }
+  return b;
+}
+
 int64_t ds_batch_scheduling_delay(const ds_batch_info_t *b) {
   return b->processing_start < 0 ? -1 : b->processing_start - b->submission_time;
 }

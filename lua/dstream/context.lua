@@ -1,17 +1,12 @@
---- StreamingContext: one graph, one clock, one engine, and the driver loop.
----
---- The driver pumps the C engine: run libuv for at most the time until the
---- next batch (or the next receiver poll; without waiting when a batch is
---- due), check signals and deadlines, then run one batch that has fallen due:
---- take each source's data for that time, run every output operation's job,
---- tell the listeners. C never calls Lua; errors raised by
---- user code are caught per job, named (operator, stream, batch time, user
---- traceback) and re-raised from advance() / awaitTermination*().
+--- StreamingContext: the user-facing API of one graph, one clock and one
+--- engine. The graph lives in the C engine; driver.lua runs its plans, batch
+--- by batch, when advance() or awaitTermination*() pump the engine.
 local core = require "dstream.core"
 local util = require "dstream.util"
 local stage = require "dstream.stage"
 local RDD = require "dstream.rdd"
 local DStream = require "dstream.stream"
+local driver = require "dstream.driver"
 local sources = require "dstream.sources"
 local sinks = require "dstream.sinks"
 local explain = require "dstream.explain"
@@ -68,7 +63,8 @@ function Context.new(opts)
     if opts.name ~= nil and type(opts.name) ~= "string" then
         error("StreamingContext: name must be a string", 2)
     end
-    local engine = assert(core.engine_new{batch = batch_ms, manual = clock == "manual"})
+    local engine, err = core.engine_new{batch = batch_ms, manual = clock == "manual"}
+    if not engine then error("StreamingContext: the engine could not be made: " .. err, 2) end
     contexts_made = contexts_made + 1
     local ctx = setmetatable({
         engine = engine, batch_ms = batch_ms, block_ms = block_ms, clock = clock,
@@ -308,11 +304,13 @@ function Context:start()
     if self.state == "stopped" then
         error("start: a stopped context cannot be restarted; make a new StreamingContext", 2)
     end
+    self:_declare_stateful()
     local ok, msg, name, bad = self.engine:graph_validate()
     if not ok then error(graph_error(self, msg, name, bad), 2) end
     local hooks = Context.hooks
     if hooks.on_start then hooks.on_start(self) end
     for _, s in ipairs(self.streams) do s.remember_ms = self.engine:remember(s.id) end
+    driver.prepare(self)
     for _, s in ipairs(self.inputs) do
         if s.start then
             local started, err = pcall(s.start)
@@ -321,114 +319,46 @@ function Context:start()
                     if other.stop then pcall(other.stop) end
                     if other.close then pcall(other.close) end
                 end
-                self:_close_engine()
+                local _, close_err = driver.close_engine(self)
                 self.state = "stopped"
-                error("start: " .. tostring(err), 2)
+                error("start: " .. tostring(err) .. (close_err and ("; " .. close_err) or ""), 2)
             end
         end
     end
-    assert(self.engine:start())
-    if hooks.signals then assert(self.engine:watch_signals((hooks.stop_grace or 0) * 1000)) end
+    local started, err = self.engine:start()
+    if started and hooks.signals then
+        started, err = self.engine:watch_signals((hooks.stop_grace or 0) * 1000)
+        err = err and ("watching SIGINT and SIGTERM: " .. err)
+    end
+    if not started then
+        for _, s in ipairs(self.inputs) do
+            if s.stop then pcall(s.stop) end
+        end
+        local _, close_err = driver.close_engine(self)
+        self.state = "stopped"
+        error("start: the engine could not start: " .. err .. (close_err and ("; " .. close_err) or ""), 2)
+    end
     self.state = "active"
     self.next_poll = 0
 end
 
--- Batches -------------------------------------------------------------------
-
-local function job_handler(ctx, t, job)
-    return function(e)
-        if getmetatable(e) == util.BatchError then return e end
-        local current = ctx._current
-        local op_name, stream = job.kind, job
-        local cause = e
-        if type(e) == "table" and getmetatable(e) == stage.Failure then
-            cause = e.cause
-            if e.stage_op and e.stage_op.stream then stream = e.stage_op.stream end
-            if stream == job and current then stream = current end
-            op_name = stream.kind
-        else
-            local op = stage.failing_op(3)
-            if op and op.stream then
-                stream = op.stream
-                op_name = stream.kind
-            elseif op then
-                if current then stream = current end
-                op_name = "rdd." .. op.kind .. " in " .. stream.kind
-            elseif current then
-                stream = current
-                op_name = current.kind
-            end
-        end
-        return util.batch_error{op = op_name, stream_name = stream._name or stream:label(), site = stream.site,
-            time = t, cause = cause, traceback = debug.traceback("user traceback:", 2)}
-    end
-end
-
---- Run the batch at time t; returns the first error raised by a job, if any.
---- Taking the sources' data (turning received blocks into Lua values) is
---- part of the batch's processing: processingStartTime is taken before it, so
---- schedulingDelay is only the time the batch waited for the driver.
-function Context:_run_batch(t)
-    self.in_batch = true
-    local started_at = self.engine:now()
-    local n = 0
-    local first_err
-    for _, s in ipairs(self.inputs) do
-        local ok, r = xpcall(s.take, job_handler(self, t, s), s, t)
-        if ok then
-            s.generated[t] = r
-            n = n + r.n
-        else
-            s.generated[t] = RDD.empty(t, s:_rdd_id(t))
-            first_err = first_err or util.batch_failure(r, t, s)
-        end
-    end
-    self:_notify("onBatchSubmitted", self.engine:submit(t, n))
-    self:_notify("onBatchStarted", self.engine:started(t, started_at))
-    -- A stateful stream's state at t depends on every batch before it, so it
-    -- runs at each of its batch times whether or not an output needs it then.
+-- state.lua marks a stream stateful after making it; the graph hears it
+-- here, before it validates or hashes the shape.
+function Context:_declare_stateful()
     for _, s in ipairs(self.streams) do
-        if s.stateful and t % s.slide_ms == 0 then
-            self._current = nil
-            local ok, err = xpcall(s._rdd, job_handler(self, t, s), s, t)
-            if not ok then first_err = first_err or util.batch_failure(err, t, self._current or s) end
+        if s.stateful then
+            local ok, err = self.engine:graph_add_flags(s.id, core.NODE_STATEFUL)
+            if not ok then error(sformat("%s: %s", s:label(), err), 3) end
         end
-    end
-    for _, out in ipairs(self.outputs) do
-        if t % out.slide_ms == 0 then
-            self._current = nil
-            local ok, err = xpcall(out.run, job_handler(self, t, out), t)
-            if not ok then first_err = first_err or util.batch_failure(err, t, self._current or out) end
-        end
-    end
-    self._current = nil
-    self:_notify("onBatchCompleted", self.engine:completed(t, first_err ~= nil))
-    for _, s in ipairs(self.streams) do s:_forget(t) end
-    self.last_batch = t
-    self.in_batch = false
-    return first_err
-end
-
--- Run I/O, report receiver errors, and poll custom receivers: every
--- blockInterval on a system clock, once per batch (span = the batch interval)
--- on a manual one, so maxRate holds either way.
-function Context:_pump(timeout_ms, poll_span_ms)
-    local engine = self.engine
-    engine:run(timeout_ms)
-    self:_drain_errors()
-    local now = engine:now()
-    if poll_span_ms or now >= self.next_poll then
-        for _, s in ipairs(self.inputs) do
-            if s.poll then s.poll(poll_span_ms or self.block_ms) end
-        end
-        self.next_poll = now + self.block_ms
     end
 end
 
-function Context:_drain_errors()
-    for _, s in ipairs(self.inputs) do
-        if s.drain_errors then s.drain_errors(function(...) self:_receiver_error(...) end) end
-    end
+--- The graph's fingerprint (16 hex digits): a hash of its shape (operators,
+--- parents, windows and slides, names), never of closures. For checkpoints.
+function Context:_fingerprint()
+    if self.state == "stopped" then error("_fingerprint: the context is stopped", 2) end
+    self:_declare_stateful()
+    return self.engine:fingerprint()
 end
 
 --- advance(n = 1): manual clock only; move time n intervals, running every
@@ -446,36 +376,14 @@ function Context:advance(n)
     if self.state ~= "active" then
         error(sformat("advance: the context is %s; call start() first", self.state), 2)
     end
-    local first_err, failed = nil, 0
-    for _ = 1, n do
-        self:_pump(0, self.batch_ms)
-        assert(self.engine:advance_to(self.engine:next_batch()))
-        local t = self.engine:due()
-        while t and self.state == "active" do
-            local err = self:_run_batch(t)
-            if err then
-                failed = failed + 1
-                first_err = first_err or err
-            end
-            if self.stop_requested then break end
-            t = self.engine:due()
-        end
-        if self.stop_requested then
-            self:_finish_stop()
-            break
-        end
-    end
+    local first_err, failed = driver.advance(self, n)
     if first_err then
         local more = failed > 1 and sformat("\n(%d later batches failed too)", failed - 1) or ""
         error(first_err.message .. more, 0)
     end
 end
 
--- Run the loop until stopped or until the deadline (ms since the epoch).
--- One batch at most per turn: between two due batches the loop still runs a
--- non-blocking I/O step, reports receiver errors, and checks signals and the
--- deadline, so an overloaded pipeline keeps reading (what arrives during
--- batch k goes into the next batch due) and stays stoppable.
+-- Check that the context can loop, then run the driver's loop.
 function Context:_loop(deadline, caller)
     if self.state == "initialized" then
         error(caller .. ": the context has not been started; call start() first", 3)
@@ -483,27 +391,7 @@ function Context:_loop(deadline, caller)
     if self.clock == "manual" and self.state == "active" then
         error(caller .. ": a manual clock never moves by itself; use advance(n)", 3)
     end
-    local engine = self.engine
-    while self.state == "active" do
-        local wait = math.min(engine:wait_ms(), self.block_ms)
-        if deadline then
-            local left = deadline - engine:now()
-            if left <= 0 then return false end
-            wait = math.min(wait, left)
-        end
-        self:_pump(wait)
-        if engine:signaled() then
-            self:stop{graceful = true}
-            return true
-        end
-        local t = engine:due()
-        if t then
-            local err = self:_run_batch(t)
-            if err then error(err.message, 0) end
-        end
-        if self.stop_requested then self:_finish_stop() end
-    end
-    return true
+    return driver.loop(self, deadline)
 end
 
 --- awaitTermination(): run until stop(); re-raises the error of a failed batch.
@@ -523,85 +411,6 @@ end
 
 -- Stop ----------------------------------------------------------------------
 
-function Context:_close_engine()
-    for _, s in ipairs(self.inputs) do
-        if s.close then s.close() end
-    end
-    for _ = 1, 1000 do
-        local all = true
-        for _, s in ipairs(self.inputs) do
-            if s.closed and not s.closed() then all = false end
-        end
-        if all and self.engine:close() then return end
-        self.engine:run(0)
-    end
-end
-
--- Graceful: read what the receivers' sockets already hold, stop them, put
--- every record received into the next batch, then run the batches up to the
--- time by which every output (windowed ones too) has seen that batch, at
--- once rather than waiting for their time. Returns the first error.
-function Context:_finish_graceful()
-    local engine = self.engine
-    for _, s in ipairs(self.inputs) do
-        if s.drain then s.drain() end
-    end
-    for _, s in ipairs(self.inputs) do
-        if s.stop then s.stop() end
-    end
-    self:_pump(0)
-    local first_err
-    local t = engine:due_by(engine:next_batch())
-    local settle = t and engine:settle_time(t)
-    while t do
-        if self.clock == "manual" then assert(engine:advance_to(t)) end
-        first_err = first_err or self:_run_batch(t)
-        t = engine:due_by(settle)
-    end
-    return first_err
-end
-
--- Ungraceful: say how many received records no batch will process.
-function Context:_report_dropped()
-    for _, s in ipairs(self.inputs) do
-        if s.stop then s.stop() end
-    end
-    self:_pump(0)
-    for _, s in ipairs(self.inputs) do
-        local n = s.undelivered and s.undelivered() or 0
-        if n > 0 then
-            self:_receiver_error(s.desc, sformat(
-                "stopped without finishing: %d record%s received and not processed %s dropped "
-                .. "(stop{graceful = true} processes them)", n, n == 1 and "" or "s", n == 1 and "was" or "were"))
-        end
-    end
-end
-
-function Context:_finish_stop()
-    local graceful = self.stop_graceful
-    self.stop_requested = false
-    local has_receivers = false
-    for _, s in ipairs(self.inputs) do
-        if s.receiver then has_receivers = true end
-    end
-    local err
-    if self.state == "active" and has_receivers then
-        if graceful then
-            err = self:_finish_graceful()
-        else
-            self:_report_dropped()
-        end
-    else
-        for _, s in ipairs(self.inputs) do
-            if s.stop then s.stop() end
-        end
-    end
-    self:_drain_errors()
-    self.state = "stopped"
-    self:_close_engine()
-    if err then error(err.message, 0) end
-end
-
 --- stop{graceful = false}: stop; graceful first finishes the data already received.
 function Context:stop(opts)
     local graceful = false
@@ -612,7 +421,8 @@ function Context:stop(opts)
     if self.state == "stopped" then return end
     if self.state == "initialized" then
         self.state = "stopped"
-        self:_close_engine()
+        local closed, err = driver.close_engine(self)
+        if not closed then error("stop: " .. err, 2) end
         return
     end
     self.stop_graceful = graceful
@@ -620,7 +430,7 @@ function Context:stop(opts)
         self.stop_requested = true -- called from a job: stop once the batch is done
         return
     end
-    self:_finish_stop()
+    driver.finish_stop(self)
 end
 
 return Context

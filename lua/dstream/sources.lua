@@ -1,6 +1,12 @@
 --- Sources: the input streams of a context. Each is a DStream flagged as an
 --- input node, with a take(t) that hands the engine the batch at time t, and
 --- optionally start / poll / stop / drain_errors for receivers.
+---
+--- PARTITIONS: as in Spark, each block a receiver cut is one partition of
+--- the batch's RDD (what mapPartitions, glom and foreachPartition see): a
+--- socket's block per blockInterval, a custom receiver's block per poll
+--- (every blockInterval on a system clock, once per batch on a manual one),
+--- a file per file read, a queueStream entry per entry.
 local core = require "dstream.core"
 local util = require "dstream.util"
 local RDD = require "dstream.rdd"
@@ -90,9 +96,9 @@ function sources.socketTextStream(ctx, host, port, opts)
         end,
         take = function(s, t)
             if not sock then return RDD.empty(t, s:_rdd_id(t)) end
-            local arr, n = sock:take()
+            local arr, n, ends = sock:take()
             taken = taken + n
-            return RDD.new(n, arr, nil, {n}, t, s:_rdd_id(t))
+            return RDD.new(n, arr, nil, ends, t, s:_rdd_id(t))
         end,
         drain_errors = function(report)
             if not sock then return end
@@ -353,7 +359,8 @@ function sources.receiverStream(ctx, r)
         end
     end
     local desc = sformat("receiverStream(%s)", tostring(r.name or "receiver"))
-    local pending, npending = {}, 0
+    -- Each poll's records are one block: a partition of the batch.
+    local pending, npending, ends = {}, 0, {}
     local stopped = false
     local rctx = {batchInterval = ctx.batch_ms / 1000}
     function rctx.reportError(_, msg)
@@ -380,13 +387,16 @@ function sources.receiverStream(ctx, r)
             if n > max then
                 ctx:_receiver_error(desc, sformat("poll returned %d records, more than the %d asked for; all were kept", n, max))
             end
+            if n == 0 then return end
             for i = 1, n do pending[npending + i] = recs[i] end
             npending = npending + n
+            ends[#ends + 1] = npending
         end,
         take = function(_, t)
-            local arr, n = pending, npending
-            pending, npending = {}, 0
-            return RDD.new(n, arr, nil, {n}, t, s:_rdd_id(t))
+            local arr, n, blocks = pending, npending, ends
+            pending, npending, ends = {}, 0, {}
+            if n == 0 then blocks = {0} end
+            return RDD.new(n, arr, nil, blocks, t, s:_rdd_id(t))
         end,
         pending = function() return npending > 0 end,
         undelivered = function() return npending end,

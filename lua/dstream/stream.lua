@@ -1,8 +1,11 @@
 --- DStream: the template of the batches a stream produces over time.
 ---
 --- Every operation returns a new DStream and runs nothing; each DStream is a
---- node of the context's graph (in the C engine, for validation and remember
---- durations) and knows how to compute its RDD for a batch time.
+--- node of the context's graph, which lives in the C engine (core/src/graph.c:
+--- ids, parents, slides, windows, names, and for each batch the plan of what
+--- to compute and what to forget). A stream knows how to compute its RDD for
+--- a batch time and keeps the RDDs it made until the plan says to forget them;
+--- when and in which order is the graph's decision, run by driver.lua.
 ---
 --- FUSION: a narrow stream (and a reduceByKey right after one) computes its
 --- batch with the stage planner.lua plans for it, which folds the narrow
@@ -42,10 +45,14 @@ function DStream.new(ctx, fields)
         end
         pids[i] = p.id
         p.consumers = p.consumers + 1
+        p.consumer = s -- the one that matters when it is the only one (fusion)
     end
     local slide = s.slide_ms or parent_slide
     s.slide_ms = slide or ctx.batch_ms
-    s.id = assert(ctx.engine:graph_add(pids, s.slide_ms, s.window_ms or 0, s.flags or 0))
+    -- desc names the operator with its arguments (window lengths): part of the shape.
+    local id, err = ctx.engine:graph_add(s.desc or s.kind, pids, s.slide_ms, s.window_ms or 0, s.flags or 0)
+    if not id then error(sformat("%s: the graph could not take the stream: %s", s.kind, err), 4) end
+    s.id = id
     ctx.streams[#ctx.streams + 1] = s
     return s
 end
@@ -64,6 +71,10 @@ end
 function DStream:name(s)
     if s == nil then return self:label() end
     if type(s) ~= "string" or s == "" then error("name: argument #1 must be a non-empty string", 2) end
+    if self.ctx.state ~= "stopped" then -- the graph (and its fingerprint) knows streams by name
+        local ok, err = self.ctx.engine:graph_set_name(self.id, s)
+        if not ok then error("name: " .. err, 2) end
+    end
     self._name = s
     return self
 end
@@ -88,15 +99,19 @@ function DStream:_rdd_id(t)
     return sformat("%s@%d", self._name or tostring(self.id), t)
 end
 
---- The RDD of this stream at batch time t, or nil if it has none then.
+--- The RDD this stream made for batch time t, or nil if it made none (the
+--- graph did not plan it then, or it failed). Parents run before their
+--- children in a plan, so a consumer finds its parents' batches here.
 function DStream:_rdd(t)
-    if t % self.slide_ms ~= 0 then return nil end
-    local r = self.generated[t]
-    if r then return r end
+    return self.generated[t]
+end
+
+--- Compute and keep this stream's RDD for batch time t (the plan says when).
+function DStream:_materialize(t)
     local ctx = self.ctx
     local prev = ctx._current
     ctx._current = self
-    r = self:_compute(t)
+    local r = self:_compute(t)
     ctx._current = prev
     if r ~= nil then
         if not RDD.is(r) then
@@ -105,6 +120,12 @@ function DStream:_rdd(t)
         self.generated[t] = r
     end
     return r
+end
+
+--- Whether the stream is computed inside its consumer's stage rather than on
+--- its own (the fusion rule is fused_into's; this only names the consumer).
+function DStream:_fused()
+    return self.consumers == 1 and DStream.fused_into(self, self.consumer)
 end
 
 --- The RDD of every parent at time t, or nil if one of them has none then.
@@ -116,20 +137,6 @@ function DStream:_parent_rdds(t)
         rdds[i] = r
     end
     return rdds
-end
-
---- Drop batches older than the stream must remember.
-function DStream:_forget(t)
-    -- The next batch that can ask for one is t + slide, and it reaches back
-    -- at most remember_ms: nothing at or before t + slide - remember_ms.
-    local keep_after = t + self.slide_ms - self.remember_ms
-    local generated = self.generated
-    local bt = next(generated)
-    while bt ~= nil do
-        local after = next(generated, bt) -- before the entry is cleared
-        if bt <= keep_after then generated[bt] = nil end
-        bt = after
-    end
 end
 
 -- Narrow streams: fused into one stage ending at the stream that is asked.

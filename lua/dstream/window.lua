@@ -144,9 +144,11 @@ local function node(self, op, pairs_, len_ms, slide_ms, w)
     if w.cop then how = sformat("; %s in C", w.builtin) end
     return {kind = op, desc = sformat("%s(%s, %s%s)", op, show_ms(len_ms), show_ms(slide_ms), how),
         parents = {self}, pairs = pairs_, slide_ms = slide_ms,
-        -- The graph hears "reads one slide of the parent's past": the rest
-        -- of the window is in the buffer. s.window_ms is set to L after.
-        window_ms = slide_ms,
+        -- The graph hears "reads one slide of the parent's past" (the rest
+        -- of the window is in the buffer), or the window when it is shorter:
+        -- the graph computes the parent's batches the window reads, no
+        -- others. s.window_ms is set to L after.
+        window_ms = math.min(slide_ms, len_ms),
         _win = w, _compute = window.compute}
 end
 

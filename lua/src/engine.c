@@ -130,24 +130,85 @@ static int engine_advance_to(lua_State *L) {
   return 1;
 }
 
-/* engine:graph_add(parents, slide_ms, window_ms, flags) -> node id */
+/* engine:graph_add(kind, parents, slide_ms, window_ms, flags) -> node id */
 static int engine_graph_add(lua_State *L) {
   lds_engine_t *u = lds_check_engine(L, 1);
+  const char *kind = luaL_checkstring(L, 2);
   int parents[64];
   int n, rc;
-  luaL_checktype(L, 2, LUA_TTABLE);
-  n = (int)lua_objlen(L, 2);
-  luaL_argcheck(L, n <= 64, 2, "at most 64 parents");
+  luaL_checktype(L, 3, LUA_TTABLE);
+  n = (int)lua_objlen(L, 3);
+  luaL_argcheck(L, n <= 64, 3, "at most 64 parents");
   for (int i = 0; i < n; i++) {
-    lua_rawgeti(L, 2, i + 1);
+    lua_rawgeti(L, 3, i + 1);
     parents[i] = (int)luaL_checkinteger(L, -1);
     lua_pop(L, 1);
   }
-  rc = ds_graph_add(&u->e.graph, parents, n, check_ms(L, 3), check_ms(L, 4),
-                    (unsigned)luaL_optinteger(L, 5, 0));
+  rc = ds_graph_add(&u->e.graph, kind, parents, n, check_ms(L, 4), check_ms(L, 5),
+                    (unsigned)luaL_optinteger(L, 6, 0));
   if (rc < 0)
     return lds_fail(L, rc, "graph node");
   lua_pushinteger(L, rc);
+  return 1;
+}
+
+/* engine:graph_set_name(id, name) -> true, or nil, message, name */
+static int engine_graph_set_name(lua_State *L) {
+  lds_engine_t *u = lds_check_engine(L, 1);
+  int rc = ds_graph_set_name(&u->e.graph, (int)luaL_checkinteger(L, 2), luaL_optstring(L, 3, NULL));
+  if (rc != 0)
+    return lds_fail(L, rc, "graph node name");
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* engine:graph_add_flags(id, flags) -> true, or nil, message, name */
+static int engine_graph_add_flags(lua_State *L) {
+  lds_engine_t *u = lds_check_engine(L, 1);
+  int rc = ds_graph_add_flags(&u->e.graph, (int)luaL_checkinteger(L, 2), (unsigned)luaL_checkinteger(L, 3));
+  if (rc != 0)
+    return lds_fail(L, rc, "graph node flags");
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* engine:plan(t, nodes, forget_ids, forget_times) -> n, ninputs, nforget:
+ * fills the caller's arrays (1-based; ids as the graph numbers them) with the
+ * plan of batch t, so a batch allocates no table; or nil, message, name */
+static int engine_plan(lua_State *L) {
+  lds_engine_t *u = lds_check_engine(L, 1);
+  ds_plan_t plan;
+  int rc;
+  luaL_checktype(L, 3, LUA_TTABLE);
+  luaL_checktype(L, 4, LUA_TTABLE);
+  luaL_checktype(L, 5, LUA_TTABLE);
+  rc = ds_graph_plan(&u->e.graph, check_ms(L, 2), &plan);
+  if (rc != 0)
+    return lds_fail(L, rc, "batch plan");
+  for (int i = 0; i < plan.n; i++) {
+    lua_pushinteger(L, plan.nodes[i]);
+    lua_rawseti(L, 3, i + 1);
+  }
+  for (int i = 0; i < plan.nforget; i++) {
+    lua_pushinteger(L, plan.forget[i].id);
+    lua_rawseti(L, 4, i + 1);
+    lua_pushnumber(L, (lua_Number)plan.forget[i].t);
+    lua_rawseti(L, 5, i + 1);
+  }
+  lua_pushinteger(L, plan.n);
+  lua_pushinteger(L, plan.ninputs);
+  lua_pushinteger(L, plan.nforget);
+  return 3;
+}
+
+/* engine:fingerprint() -> the graph's shape hash as 16 hex digits */
+static int engine_fingerprint(lua_State *L) {
+  char hex[17];
+  uint64_t h = ds_graph_fingerprint(&lds_check_engine(L, 1)->e.graph);
+  for (int i = 15; i >= 0; i--, h >>= 4)
+    hex[i] = "0123456789abcdef"[h & 15];
+  hex[16] = '\0';
+  lua_pushstring(L, hex);
   return 1;
 }
 
@@ -169,23 +230,16 @@ static int engine_graph_validate(lua_State *L) {
 
 /* engine:set_min_remember(ms) */
 static int engine_set_min_remember(lua_State *L) {
-  lds_check_engine(L, 1)->e.graph.min_remember_ms = check_ms(L, 2);
+  ds_graph_set_min_remember(&lds_check_engine(L, 1)->e.graph, check_ms(L, 2));
   return 0;
 }
 
 /* engine:remember(id) -> ms the node keeps its batches (after validation) */
 static int engine_remember(lua_State *L) {
   lds_engine_t *u = lds_check_engine(L, 1);
-  int id = (int)luaL_checkinteger(L, 2);
-  luaL_argcheck(L, id >= 0 && id < u->e.graph.n, 2, "no such node");
-  lua_pushnumber(L, (lua_Number)u->e.graph.nodes[id].remember_ms);
-  return 1;
-}
-
-/* engine:produces(id, t) -> whether node id has a batch at time t */
-static int engine_produces(lua_State *L) {
-  lds_engine_t *u = lds_check_engine(L, 1);
-  lua_pushboolean(L, ds_graph_produces(&u->e.graph, (int)luaL_checkinteger(L, 2), check_ms(L, 3)));
+  int64_t ms = ds_graph_remember(&u->e.graph, (int)luaL_checkinteger(L, 2));
+  luaL_argcheck(L, ms >= 0, 2, "no such node");
+  lua_pushnumber(L, (lua_Number)ms);
   return 1;
 }
 
@@ -215,18 +269,12 @@ static int engine_submit(lua_State *L) {
   return 1;
 }
 
-static ds_batch_info_t *check_info(lua_State *L, lds_engine_t *u, int idx) {
-  ds_batch_info_t *b = ds_sched_info(&u->e.sched, check_ms(L, idx));
-  luaL_argcheck(L, b != NULL, idx, "no such batch");
-  return b;
-}
-
 /* engine:started(t, at = now) -> info: batch t started processing at `at` */
 static int engine_started(lua_State *L) {
   lds_engine_t *u = lds_check_engine(L, 1);
-  ds_batch_info_t *b = check_info(L, u, 2);
-  int64_t now = lua_isnoneornil(L, 3) ? ds_clock_now(&u->e.clock) : check_ms(L, 3);
-  b->processing_start = now > b->submission_time ? now : b->submission_time;
+  int64_t at = lua_isnoneornil(L, 3) ? ds_clock_now(&u->e.clock) : check_ms(L, 3);
+  ds_batch_info_t *b = ds_sched_started(&u->e.sched, check_ms(L, 2), at);
+  luaL_argcheck(L, b != NULL, 2, "no such batch");
   push_info(L, b);
   return 1;
 }
@@ -234,10 +282,9 @@ static int engine_started(lua_State *L) {
 /* engine:completed(t, failed) -> info: batch t finished processing now */
 static int engine_completed(lua_State *L) {
   lds_engine_t *u = lds_check_engine(L, 1);
-  ds_batch_info_t *b = check_info(L, u, 2);
-  int64_t now = ds_clock_now(&u->e.clock);
-  b->processing_end = now > b->processing_start ? now : b->processing_start;
-  b->failed = lua_toboolean(L, 3);
+  ds_batch_info_t *b = ds_sched_completed(&u->e.sched, check_ms(L, 2), ds_clock_now(&u->e.clock),
+                                          lua_toboolean(L, 3));
+  luaL_argcheck(L, b != NULL, 2, "no such batch");
   push_info(L, b);
   return 1;
 }
@@ -310,7 +357,10 @@ static const luaL_Reg engine_methods[] = {
   {"graph_validate", engine_graph_validate},
   {"set_min_remember", engine_set_min_remember},
   {"remember", engine_remember},
-  {"produces", engine_produces},
+  {"graph_set_name", engine_graph_set_name},
+  {"graph_add_flags", engine_graph_add_flags},
+  {"plan", engine_plan},
+  {"fingerprint", engine_fingerprint},
   {"submit", engine_submit},
   {"started", engine_started},
   {"completed", engine_completed},
@@ -336,4 +386,6 @@ void lds_open_engine(lua_State *L) {
   lua_setfield(L, -2, "NODE_INPUT");
   lua_pushinteger(L, DS_NODE_OUTPUT);
   lua_setfield(L, -2, "NODE_OUTPUT");
+  lua_pushinteger(L, DS_NODE_STATEFUL);
+  lua_setfield(L, -2, "NODE_STATEFUL");
 }

@@ -115,14 +115,33 @@ static int socket_start(lua_State *L) {
   return 1;
 }
 
-/* socket:take() -> array of lines received since the last take, n */
+/* socket:take() -> array of lines received since the last take, n, ends:
+ * where each block (one per block interval with lines) ends in the array,
+ * {0} when there are none; the batch keeps each block as a partition */
 static int socket_take(lua_State *L) {
   lds_socket_t *u = lds_check_socket(L, 1);
-  size_t n;
-  *lds_chain_new(L) = ds_socket_take(u->s);
+  ds_block_t **box = lds_chain_new(L); /* Lua owns the chain from here */
+  size_t n, end = 0;
+  int nblocks = 0;
+  *box = ds_socket_take(u->s);
+  lua_newtable(L);
+  for (const ds_block_t *b = *box; b != NULL; b = b->next) {
+    if (b->count == 0)
+      continue;
+    end += b->count;
+    lua_pushnumber(L, (lua_Number)end);
+    lua_rawseti(L, -2, ++nblocks);
+  }
+  if (nblocks == 0) {
+    lua_pushnumber(L, 0);
+    lua_rawseti(L, -2, 1);
+  }
+  lua_insert(L, -2); /* ends, box */
   n = lds_push_blocks(L);
   lua_pushnumber(L, (lua_Number)n);
-  return 2;
+  lua_pushvalue(L, -3);
+  lua_remove(L, -4);
+  return 3;
 }
 
 /* socket:errors() -> array of {time = ms, code = "ENAME", message = "..."}, drained */

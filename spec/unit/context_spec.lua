@@ -446,3 +446,25 @@ describe("StreamingContext:stop", function()
         assert.same({2000, 4000}, times)
     end)
 end)
+
+describe("StreamingContext:stop closing the engine", function()
+    local line_server = require "spec.helpers.line_server"
+
+    it("closes the receivers' sockets and the engine for real", function()
+        local server = line_server.start{lines = {"a", "b"}, mode = "hold"}
+        local ssc = StreamingContext{batchInterval = 1, clock = "manual"}
+        ssc:socketTextStream(server.host, server.port):foreachRDD(function() end)
+        ssc:start()
+        ssc:advance(1)
+        ssc:stop()
+        assert.matches("(closed)", tostring(ssc.engine), 1, true)
+        server:close()
+    end)
+
+    it("closes the engine of a context stopped before start()", function()
+        local ssc = StreamingContext{batchInterval = 1, clock = "manual"}
+        ssc:queueStream({}):print()
+        ssc:stop()
+        assert.matches("(closed)", tostring(ssc.engine), 1, true)
+    end)
+end)

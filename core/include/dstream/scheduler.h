@@ -43,6 +43,12 @@ int ds_sched_due(ds_sched_t *s, int64_t now_ms, int64_t *batch_time);
 int64_t ds_sched_next(const ds_sched_t *s);
 /* Record that batch t was submitted at now with n records; returns its info. */
 ds_batch_info_t *ds_sched_submit(ds_sched_t *s, int64_t t, int64_t now, int64_t n);
+/* Record that batch t started processing at `at` (never before its
+ * submission); its info, or NULL when t is no longer in the history. */
+ds_batch_info_t *ds_sched_started(ds_sched_t *s, int64_t t, int64_t at);
+/* Record that batch t finished at `at` (never before it started), failed
+ * or not; its info, or NULL when t is no longer in the history. */
+ds_batch_info_t *ds_sched_completed(ds_sched_t *s, int64_t t, int64_t at, int failed);
 /* The info of batch t if it is still in the history, else NULL. */
 ds_batch_info_t *ds_sched_info(ds_sched_t *s, int64_t t);
 /* Delays in ms of a completed batch (Spark's definitions); -1 where unknown. */
