@@ -123,9 +123,9 @@ function DStream:_materialize(t)
 end
 
 --- Whether the stream is computed inside its consumer's stage rather than on
---- its own (the fusion rule is fused_into's; this only names the consumer).
+--- its own (the fusion rule is planner.fused_into; this only names the consumer).
 function DStream:_fused()
-    return self.consumers == 1 and DStream.fused_into(self, self.consumer)
+    return self.consumers == 1 and planner.fused_into(self, self.consumer)
 end
 
 --- The RDD of every parent at time t, or nil if one of them has none then.
