@@ -123,6 +123,17 @@ local function store_of(s, t)
     return store
 end
 
+-- The timeout call of key k, whose last state was v, in batch b.
+local function timed_out(k, v, b)
+    local st = b.st
+    reset(st, true, v, true)
+    local mapped = b.f(k, nil, st, b.t)
+    if mapped ~= nil then
+        local m = b.m + 1
+        b.m, b.out[m] = m, mapped
+    end
+end
+
 local function map_with_state(s, r, t)
     if not r.pairs then fail("mapWithState needs a pair stream, but its input holds single values") end
     local store = store_of(s, t)
@@ -164,16 +175,9 @@ local function map_with_state(s, r, t)
         end
     end
     if timeout then
-        while true do
-            local expired, k, v = store:expire(t)
-            if not expired then break end
-            reset(st, true, v, true)
-            local mapped = f(k, nil, st, t)
-            if mapped ~= nil then
-                m = m + 1
-                out[m] = mapped
-            end
-        end
+        local batch = {f = f, st = st, t = t, out = out, m = m}
+        store:expire(t, timed_out, batch)
+        m = batch.m
     end
     return RDD.new(m, out, nil, {m}, t, s:_rdd_id(t))
 end

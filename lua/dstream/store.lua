@@ -345,14 +345,19 @@ function Store:dump(ks, vs, m)
     return m
 end
 
---- Remove the next key idle for the timeout at batch time t: true, its key
---- and its last value; nil when none is left.
-function Store:expire(t)
-    local kitem, item = self.kitem, self.item
-    local rc = C.ds_state_expire(self.p, t, kitem, item)
-    if rc == 0 then return nil end
-    check(rc, self)
-    return true, item_value(kitem), item_value(item)
+--- Remove each key idle for the timeout at batch time t, oldest first, and
+--- call fn(key, last value, arg) for it once it is removed.
+function Store:expire(t, fn, arg)
+    -- The loop and the C call stay here, in one trace: a method returning
+    -- one key per call is first compiled on the batches where no key is
+    -- idle, and then runs its common path outside any trace.
+    local p, kitem, item = self.p, self.kitem, self.item
+    while true do
+        local rc = C.ds_state_expire(p, t, kitem, item)
+        if rc == 0 then return end
+        check(rc, self)
+        fn(item_value(kitem), item_value(item), arg)
+    end
 end
 
 --- Live keys.

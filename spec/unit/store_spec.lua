@@ -85,12 +85,15 @@ describe("a keyed store", function()
         st:put("old", slot, kind, bytes, 1, 1000)
         slot, _, kind, bytes = st:lookup({"new"})
         st:put({"new"}, slot, kind, bytes, {2}, 1050)
-        local expired, k, v = st:expire(1100)
-        assert.same({true, "old", 1}, {expired, k, v})
-        assert.is_nil(st:expire(1100))
-        expired, k, v = st:expire(1150)
-        assert.same({true, {"new"}, {2}}, {expired, k, v})
-        assert.equal(0, st:count())
+        local got = {}
+        local function note(k, v, arg)
+            got[#got + 1] = {k, v, arg, st:count()}
+        end
+        st:expire(1100, note, "a")
+        st:expire(1100, note, "b")
+        assert.same({{"old", 1, "a", 1}}, got)
+        st:expire(1150, note, "c")
+        assert.same({{"old", 1, "a", 1}, {{"new"}, {2}, "c", 0}}, got)
     end)
 
     it("loads the pairs of an RDD", function()
