@@ -80,7 +80,7 @@ function store.new(opname, opts)
     local st = setmetatable({p = ffi.gc(p, C.ds_state_free), item = ffi.new("ds_state_item_t"),
         kitem = ffi.new("ds_state_item_t"), jitem = ffi.new("ds_state_item_t"), opname = opname}, Store)
     if opts.journal then st.jslot, st.jold, st.nj = {}, {}, 0 end
-    if opts.keys then st.keys = {} end
+    if opts.keys then st.keys, st.top = {}, 0 end
     return st
 end
 
@@ -206,7 +206,11 @@ end
 
 -- Note a key just inserted at slot (k, its Lua key).
 local function inserted(st, slot, k)
-    if st.keys then st.keys[slot] = k end
+    local keys = st.keys
+    if keys then
+        keys[slot] = k
+        if slot >= st.top then st.top = slot + 1 end
+    end
     if st.jslot then
         local nj = st.nj + 1
         st.nj, st.jslot[nj], st.jold[nj] = nj, slot, false
@@ -307,26 +311,29 @@ function Store:commit()
 end
 
 --- The keys and values for which keep(k, v) is true (every key when keep
---- is nil), into new arrays; the slots of the others in a third.
---- Returns m, ks, vs, drop, nd.
+--- is nil), into new arrays; the slots of the others in a third: m, ks,
+--- vs, drop, nd. For a store that keeps keys by slot.
 function Store:select(keep)
+    -- The live slots are those below top with a key: found without a C
+    -- call each.
+    local keys = self.keys
     local p, item = self.p, self.item
     local ks, vs, m = {}, {}, 0
     local drop, nd = {}, 0
-    local slot = next_slot(p, -1)
-    while slot >= 0 do
-        value_at(p, slot, item)
-        local v = item.num
-        if item.kind ~= NUM then v = item_value(item) end
-        local k = self:key(slot)
-        if keep == nil or keep(k, v) then
-            m = m + 1
-            ks[m], vs[m] = k, v
-        else
-            nd = nd + 1
-            drop[nd] = slot
+    for slot = 0, self.top - 1 do
+        local k = keys[slot]
+        if k ~= nil then
+            value_at(p, slot, item)
+            local v = item.num
+            if item.kind ~= NUM then v = item_value(item) end
+            if keep == nil or keep(k, v) then
+                m = m + 1
+                ks[m], vs[m] = k, v
+            else
+                nd = nd + 1
+                drop[nd] = slot
+            end
         end
-        slot = next_slot(p, slot)
     end
     return m, ks, vs, drop, nd
 end

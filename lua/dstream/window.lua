@@ -40,9 +40,9 @@
 --- numbers unboxed, other values in codec form, so f and invF get a copy
 --- and an emitted value is a copy too. With a Lua f and invF each key of
 --- the reduced batches leaving is looked up, taken out with invF and set;
---- each key entering is added with f (a key that also left is not looked
---- up again). The store keeps each live key's Lua key by slot, so emitting
---- reads one value per key from C and makes no string.
+--- each key entering is looked up and added with f. The store keeps each
+--- live key's Lua key by slot, so emitting reads one value per key from C
+--- and makes no string.
 ---
 --- COMMIT: an evaluation that raises leaves the window as it was, and the
 --- next evaluation takes in the same batches again (the parent remembers one
@@ -77,8 +77,6 @@ local RDD = require "dstream.rdd"
 local shuffle = require "dstream.shuffle"
 local key = require "dstream.key"
 local util = require "dstream.util"
-
-local tnew = require "table.new"
 
 local encode, decode = core.encode, core.decode
 local reduce_by_key = shuffle.reduce_by_key
@@ -370,12 +368,9 @@ end
 -- Incremental, per key: running values in a keyed store ---------------------
 
 -- Each key of ks, vs (one record per key) taken out of its running value
--- with invF; a key not there (dropped by filterF) stays absent. Returns the
--- slot of each key found: no key is removed before the evaluation ends, so
--- fold_in need not look those keys up again.
+-- with invF; a key not there (dropped by filterF) stays absent.
 local function fold_out(w, st, t, m, ks, vs)
     local inv, op = w.invF, w.op
-    local found = tnew(0, m)
     for i = 1, m do
         local k = ks[i]
         local slot, cur, kind, bytes = st:lookup(k)
@@ -383,26 +378,17 @@ local function fold_out(w, st, t, m, ks, vs)
             local v = inv(cur, vs[i])
             if v == nil then returned_nil(op, "the inverse function", k) end
             st:put(k, slot, kind, bytes, v, t, cur)
-            found[k] = slot
         end
     end
-    return found
 end
 
 -- Each key of ks, vs (one record per key) added to its running value with
--- f; a key not there starts with its value. found: slots by key, from
--- fold_out (a composite key is found by identity, else looked up).
-local function fold_in(w, st, t, m, ks, vs, found)
+-- f; a key not there starts with its value.
+local function fold_in(w, st, t, m, ks, vs)
     local f, op = w.f, w.op
     for i = 1, m do
         local k = ks[i]
-        local slot = found[k]
-        local cur, kind, bytes
-        if slot ~= nil then
-            cur = st:value(slot)
-        else
-            slot, cur, kind, bytes = st:lookup(k)
-        end
+        local slot, cur, kind, bytes = st:lookup(k)
         local v = vs[i]
         if slot >= 0 then
             v = f(cur, v)
@@ -439,7 +425,8 @@ local function eval_keyed(w, t, leaving, enter, first)
     else
         local mo, oks, ovs = reduce_parts(w, leaving)
         local mn, nks, nvs = reduce_parts(w, enter)
-        fold_in(w, st, t, mn, nks, nvs, fold_out(w, st, t, mo, oks, ovs))
+        fold_out(w, st, t, mo, oks, ovs)
+        fold_in(w, st, t, mn, nks, nvs)
     end
     local m, ks, vs, drop, nd = st:select(w.filterF)
     push_all(w, t, enter, first)
