@@ -297,8 +297,8 @@ function Store:rollback(t)
         elseif type(old) == "number" then
             set_num(p, slot, old, t)
         else
-            -- The bytes were there a moment ago; a store out of memory here
-            -- cannot be put back, so the error says the window is lost.
+            -- Out of memory here raises with the journal kept: undoing
+            -- again sets the same values, so the next begin() can retry.
             check(set_enc(p, slot, old, #old, t), self)
         end
     end
