@@ -20,10 +20,13 @@ window (count and sum of the values).
 VARIANTS, one after the other in this process, fed the same batches:
   dstream       the pipeline above with sum and minus Lua closures; window
                 buffers hold each batch's per-product sums in codec form,
-                in C memory, and the running sums are in a Lua table.
-  dstream_builtin  the same with dstream.sum and dstream.subtract: the
-                running sums are in a C keyed store, each product of a
-                batch entering or leaving folded in by one FFI call.
+                in C memory, and the running sums are in a C keyed store
+                (dstream.store), each product of a batch leaving or
+                entering looked up and set through the FFI around the call
+                of the closure.
+  dstream_builtin  the same with dstream.sum and dstream.subtract: each
+                product of a batch entering or leaving folded into the
+                store by one FFI call.
   plain_luajit  the baseline: one LuaJIT loop doing the same incremental
                 window by hand - a {product = sum} table per batch kept in a
                 Lua ring of 3 600, totals updated with the batch entering and
@@ -39,7 +42,7 @@ Each variant prints one JSON line:
                               for dstream (cost independent of the window's
                               length);
   window_bytes, batches_held  dstream: the window buffer at the end;
-  state_bytes                 dstream_builtin: the C store of running sums;
+  state_bytes                 dstream*: the C store of running sums;
   bytes_per_product_batch     window_bytes / (products * batches_held);
   bytes_per_pair_held         window_bytes / the (product, sum) pairs held;
   lua_heap_kib                the Lua heap after a full collection at the

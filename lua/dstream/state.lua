@@ -1,20 +1,16 @@
---- Keyed state: mapWithState and updateStateByKey over the C state store.
+--- Keyed state: mapWithState and updateStateByKey over a keyed store.
 ---
---- WHERE STATE LIVES: in a ds_state_t (core/src/state.c), off the Lua heap:
---- number keys and number states unboxed, string keys as their bytes, other
---- keys (booleans, composite keys) and other states in the codec's canonical
---- form, written and read per record in Lua (dstream.valuecodec) through the
---- FFI: no classic C API call per record, no table per lookup.
+--- WHERE STATE LIVES: in a keyed store (dstream.store: a ds_state_t in C
+--- memory, off the Lua heap, reached per record through the FFI): number
+--- keys and number states unboxed, string keys as their bytes, other keys
+--- and states in the codec's canonical form. A state read is a copy.
 ---
 --- TIMEOUTS ARE EXACT: the store keeps keys in update order, so a batch asks
 --- it only for the keys idle for at least the timeout at that batch time; the
 --- cost of a batch follows the keys it touches and the keys that expire, not
 --- the size of the state. A key that receives data has its idle time reset,
 --- whether or not the function updates its state (as in Spark).
-local ffi = require "ffi"
-local C = require("dstream.cdef").C
-local valuecodec = require "dstream.valuecodec"
-local key = require "dstream.key"
+local keystore = require "dstream.store"
 local shuffle = require "dstream.shuffle"
 local util = require "dstream.util"
 local stage = require "dstream.stage"
@@ -23,139 +19,12 @@ local DStream = require "dstream.stream"
 
 local state = {}
 
-local type, error, sformat = type, error, string.format
-local NUM, STR, ENC = C.DS_STATE_NUM, C.DS_STATE_STR, C.DS_STATE_ENC
+local sformat = string.format
+local NUM, STR = keystore.NUM, keystore.STR
 
 local function fail(msg)
     error(setmetatable({cause = msg}, stage.Failure), 0)
 end
-
--- Store -----------------------------------------------------------------------
-
-local Store = {}
-Store.__index = Store
-
--- The store's limits, as core/src/state.c sets them (MAX_SLOTS, MAX_SLABS).
-local MAX_KEYS = 2 ^ 25 - 1
-
-local function check(rc, what, store)
-    if rc < 0 then
-        local name = ffi.string(C.ds_err_name(rc))
-        if name == "ERANGE" and store then
-            fail(sformat("%s: the state store is full: it holds %d keys, and %d keys (or 32 GiB of states "
-                .. "under 1 KiB each) is the most one stateful stream can keep (ERANGE)", what,
-                store:count(), MAX_KEYS))
-        end
-        fail(sformat("%s: %s: %s", what, name, ffi.string(C.ds_strerror(rc))))
-    end
-    return rc
-end
-
-function Store.new(timeout_ms, opname)
-    local p = C.ds_state_new(timeout_ms or 0)
-    if p == nil then error(opname .. ": out of memory creating the state store", 0) end
-    return setmetatable({p = ffi.gc(p, C.ds_state_free), item = ffi.new("ds_state_item_t"),
-        kitem = ffi.new("ds_state_item_t"), opname = opname}, Store)
-end
-
-local function item_value(item)
-    local kind = item.kind
-    if kind == NUM then return item.num end
-    if kind == STR then return ffi.string(item.ptr, item.len) end
-    return valuecodec.decode(item.ptr, item.len)
-end
-
--- The bytes a non-number key goes to the store as, and their kind.
-local function key_bytes(opname, k)
-    if type(k) == "string" then return STR, k end
-    local canon, reason = key.check(k)
-    if canon == nil then
-        fail(sformat("%s: %s (keys are strings, numbers, booleans or arrays of those)", opname, reason))
-    end
-    return ENC, valuecodec.encode_key(k)
-end
-
---- Look up k: its slot (or -1), its state (or nil), and its key kind and bytes for a later put.
-function Store:lookup(k)
-    local item = self.item
-    local slot, kind, bytes
-    if type(k) == "number" then
-        if k ~= k then fail(self.opname .. ": key is NaN (keys are strings, numbers, booleans or arrays of those)") end
-        slot = C.ds_state_get_num(self.p, k, item)
-        kind = NUM
-    else
-        kind, bytes = key_bytes(self.opname, k)
-        slot = C.ds_state_get_bytes(self.p, kind, bytes, #bytes, item)
-    end
-    if slot < 0 then return -1, nil, kind, bytes end
-    return slot, item_value(item), kind, bytes
-end
-
-local function encode_state(opname, v)
-    local ok, bytes = pcall(valuecodec.encode, v)
-    if not ok then fail(sformat("%s: the state cannot be stored: %s", opname, tostring(bytes))) end
-    return bytes
-end
-
---- Set the state of k (slot from lookup, or -1) to v at batch time t.
-function Store:put(k, slot, kind, bytes, v, t)
-    local p, opname = self.p, self.opname
-    if slot >= 0 then
-        if type(v) == "number" then return check(C.ds_state_set_num(p, slot, v, t), opname, self) end
-        local enc = encode_state(opname, v)
-        return check(C.ds_state_set_enc(p, slot, enc, #enc, t), opname, self)
-    end
-    if type(v) == "number" then
-        if kind == NUM then return check(C.ds_state_put_num_num(p, k, v, t), opname, self) end
-        return check(C.ds_state_put_bytes_num(p, kind, bytes, #bytes, v, t), opname, self)
-    end
-    local enc = encode_state(opname, v)
-    if kind == NUM then return check(C.ds_state_put_num_enc(p, k, enc, #enc, t), opname, self) end
-    return check(C.ds_state_put_bytes_enc(p, kind, bytes, #bytes, enc, #enc, t), opname, self)
-end
-
---- Mark slot's key as used at batch time t, its state unchanged.
-function Store:touch(slot, t)
-    return check(C.ds_state_touch(self.p, slot, t), self.opname, self)
-end
-
-function Store:remove(slot)
-    C.ds_state_remove_slot(self.p, slot)
-end
-
---- Every (key, state) into arrays ks, vs from index m + 1; returns the new m.
-function Store:dump(ks, vs, m)
-    local p, kitem, item = self.p, self.kitem, self.item
-    local slot = C.ds_state_next(p, -1)
-    while slot >= 0 do
-        C.ds_state_key(p, slot, kitem)
-        C.ds_state_value(p, slot, item)
-        m = m + 1
-        ks[m], vs[m] = item_value(kitem), item_value(item)
-        slot = C.ds_state_next(p, slot)
-    end
-    return m
-end
-
-function Store:count()
-    return C.ds_state_count(self.p)
-end
-
---- Bytes the store holds.
-function Store:memory()
-    return tonumber(C.ds_state_memory(self.p))
-end
-
--- Load an initial state RDD (pairs) at batch time t.
-function Store:load(rdd, t)
-    for i = 1, rdd.n do
-        local k = rdd.a[i]
-        local slot, _, kind, bytes = self:lookup(k)
-        self:put(k, slot, kind, bytes, rdd.b[i], t)
-    end
-end
-
-state.Store = Store
 
 -- State: the object a mapWithState function sees ---------------------------
 
@@ -247,30 +116,22 @@ end
 local function store_of(s, t)
     local store = s.store
     if not store then
-        store = Store.new(s.spec and s.spec.timeout_ms or 0, s.kind)
+        store = keystore.new(s.kind, {timeout_ms = s.spec and s.spec.timeout_ms})
         if s.initial then store:load(s.initial, t) end
         s.store = store
     end
     return store
 end
 
--- Scratch arrays for a batch's number keys and their slots, grown as needed.
-local keys_buf, slots_buf, buf_cap = nil, nil, 0
-
--- When every key of the batch is a number (not NaN): the slot of each, found
--- by one C call whose cache misses overlap (ds_state_find_nums); else nil.
-local function batch_slots(store, ks, n)
-    for i = 1, n do
-        local k = ks[i]
-        if type(k) ~= "number" or k ~= k then return nil end
+-- The timeout call of key k, whose last state was v, in batch b.
+local function timed_out(k, v, b)
+    local st = b.st
+    reset(st, true, v, true)
+    local mapped = b.f(k, nil, st, b.t)
+    if mapped ~= nil then
+        local m = b.m + 1
+        b.m, b.out[m] = m, mapped
     end
-    if n > buf_cap then
-        buf_cap = math.max(n, 2 * buf_cap)
-        keys_buf, slots_buf = ffi.new("double[?]", buf_cap), ffi.new("int32_t[?]", buf_cap)
-    end
-    for i = 1, n do keys_buf[i - 1] = ks[i] end
-    C.ds_state_find_nums(store.p, keys_buf, n, slots_buf)
-    return slots_buf
 end
 
 local function map_with_state(s, r, t)
@@ -282,19 +143,17 @@ local function map_with_state(s, r, t)
     -- Slots never move while their key lives, so the slots found before the
     -- batch hold until its first removal; a key inserted since (found -1
     -- here) is looked up again.
-    local slots = batch_slots(store, ks, r.n)
-    local p, item = store.p, store.item
+    local slots = store:find_nums(ks, r.n)
     for i = 1, r.n do
         local k = ks[i]
         local slot, cur, kind, bytes
         if slots then
             slot, kind = slots[i - 1], NUM
             if slot < 0 then
-                slot = C.ds_state_get_num(p, k, item)
+                slot, cur = store:lookup_num(k)
             else
-                C.ds_state_value(p, slot, item)
+                cur = store:value(slot)
             end
-            if slot >= 0 then cur = item_value(item) end
         else
             slot, cur, kind, bytes = store:lookup(k)
         end
@@ -316,19 +175,9 @@ local function map_with_state(s, r, t)
         end
     end
     if timeout then
-        local kitem = store.kitem
-        while true do
-            local rc = C.ds_state_expire(p, t, kitem, item)
-            if rc == 0 then break end
-            check(rc, "mapWithState")
-            local k = item_value(kitem)
-            reset(st, true, item_value(item), true)
-            local mapped = f(k, nil, st, t)
-            if mapped ~= nil then
-                m = m + 1
-                out[m] = mapped
-            end
-        end
+        local batch = {f = f, st = st, t = t, out = out, m = m}
+        store:expire(t, timed_out, batch)
+        m = batch.m
     end
     return RDD.new(m, out, nil, {m}, t, s:_rdd_id(t))
 end
@@ -399,22 +248,20 @@ local function update_state(s, r, t)
         end
     end
     -- Keys with state but no new values: f(values = {}, state).
-    local p, kitem, item = store.p, store.kitem, store.item
-    local slot = C.ds_state_next(p, -1)
+    local slot = store:next(-1)
     while slot >= 0 do
-        C.ds_state_key(p, slot, kitem)
-        local kind = kitem.kind
+        local kind, id = store:key_id(slot)
         local seen
         if kind == NUM then
-            seen = seen_num[kitem.num]
+            seen = seen_num[id]
         else
-            seen = (kind == STR and seen_str or seen_enc)[ffi.string(kitem.ptr, kitem.len)]
+            seen = (kind == STR and seen_str or seen_enc)[id]
         end
-        local nxt = C.ds_state_next(p, slot)
+        local nxt = store:next(slot)
         if not seen then
-            C.ds_state_value(p, slot, item)
-            local k = item_value(kitem)
-            local new = f({}, item_value(item), t)
+            local k = id
+            if kind ~= NUM and kind ~= STR then k = store:key(slot) end
+            local new = f({}, store:value(slot), t)
             if new == nil then
                 store:remove(slot)
             else

@@ -24,7 +24,7 @@
 ---                O(L / P) batches per evaluation.
 ---   incremental  (an inverse function; countByWindow and
 ---                countByValueAndWindow use + and -) keep the previous
----                window's result - per key in a Lua table, or one value -
+---                window's result - per key in a keyed store, or one value -
 ---                reduce the batches entering (from the parent) and leaving
 ---                (decoded from the buffer) and fold them in with f and out
 ---                with invF, as Spark's ReducedWindowedDStream does:
@@ -35,38 +35,43 @@
 --- When S > L, the batches leaving are the whole previous window (Spark
 --- would also subtract batches that never entered).
 ---
---- COMMIT: an evaluation changes nothing - buffer or running state - until
---- every user function has returned, so one that raises leaves the window
---- as it was, and the next evaluation takes in the same batches again (the
---- parent remembers one slide more than the window reads, so the batches of
---- one failed evaluation are still there at the next).
+--- RUNNING VALUES OFF THE LUA HEAP: the running value of each key of an
+--- incremental keyed window lives in a keyed store (dstream.store, in C):
+--- numbers unboxed, other values in codec form, so f and invF get a copy
+--- and an emitted value is a copy too. With a Lua f and invF each key of
+--- the reduced batches leaving is looked up, taken out with invF and set;
+--- each key entering is looked up and added with f. The store keeps each
+--- live key's Lua key by slot, so emitting reads one value per key from C
+--- and makes no string.
+---
+--- COMMIT: an evaluation that raises leaves the window as it was, and the
+--- next evaluation takes in the same batches again (the parent remembers one
+--- slide more than the window reads, so the batches of one failed
+--- evaluation are still there at the next). The buffer takes the entering
+--- batches only once every user function has returned; the running values
+--- change in place, journaled, and the next evaluation begins by undoing
+--- the changes of one that raised (nothing catches the error, so its
+--- traceback stays the user function's). Keys filterF drops are removed
+--- only after the buffer took the entering batches.
 --- Only a buffer that runs out of memory half way through its pushes marks
 --- the window failed: every later evaluation raises that error.
 ---
 --- BUILT-IN REDUCERS IN C: reduceByKeyAndWindow with dstream.sum (and
 --- dstream.subtract, or dstream.count for both) and countByValueAndWindow
---- keep the running value of each key in a C keyed store (ds_state_t,
---- core/src/state.c) instead of a Lua table: numbers unboxed, string keys as
---- their bytes, other keys in canonical form. Each record of a batch
---- entering is folded in by one FFI call (ds_state_fold_num/_bytes: find,
---- add, store); each record of a batch leaving is folded out the same way
---- with -v - a key that filterF has dropped is not there, and is not brought
---- back, as Spark does not. reduceByKeyAndWindow with dstream.sum, min or max
---- and no inverse folds every batch of the window into a store made for the
---- evaluation. Keys are handed back from a Lua array by slot (the store's
---- slots are stable), so emitting a window reads one value per key from C
---- and makes no string. Values must be numbers (checked as each batch enters;
---- anything else raises, naming the key); any other function - a Lua
---- closure, or a built-in with an inverse that is not its own - takes the
---- Lua path below. countByWindow and reduceByWindow keep one number, so
---- they stay in Lua. Sums are added in another order than the Lua path
---- adds them: the same for integers, possibly not to the last bit for
---- fractions. Each fold is journaled (slot, old value), so a filterF that
---- raises, or a store out of memory, puts the store back as it was.
-local ffi = require "ffi"
-local C = require("dstream.cdef").C
+--- fold each record of a batch entering into the same store by one FFI call
+--- (ds_state_fold_num/_bytes: find, add, store); each record of a batch
+--- leaving is folded out the same way with -v - a key that filterF has
+--- dropped is not there, and is not brought back, as Spark does not.
+--- reduceByKeyAndWindow with dstream.sum, min or max and no inverse folds
+--- every batch of the window into a store made for the evaluation. Values
+--- must be numbers (checked as each batch enters; anything else raises,
+--- naming the key); any other function - a Lua closure, or a built-in with
+--- an inverse that is not its own - is called from Lua as above.
+--- countByWindow and reduceByWindow keep one value, so they keep it in Lua.
+--- Sums are added in another order than the Lua path adds them: the same
+--- for integers, possibly not to the last bit for fractions.
 local core = require "dstream.core"
-local valuecodec = require "dstream.valuecodec"
+local keystore = require "dstream.store"
 local DStream = require "dstream.stream"
 local RDD = require "dstream.rdd"
 local shuffle = require "dstream.shuffle"
@@ -83,9 +88,10 @@ local window = {}
 
 local EMPTY = {}
 
-local STR, ENC = C.DS_STATE_STR, C.DS_STATE_ENC
-local fold_num, fold_bytes = C.ds_state_fold_num, C.ds_state_fold_bytes
-local FOLD_OPS = {sum = C.DS_FOLD_SUM, min = C.DS_FOLD_MIN, max = C.DS_FOLD_MAX}
+local FOLD_OPS = keystore.FOLD
+-- The running values of a keyed incremental window: changes journaled, keys
+-- kept by slot to emit them.
+local RUNNING = {journal = true, keys = true}
 
 local function add(a, b) return a + b end
 local function sub(a, b) return a - b end
@@ -324,138 +330,6 @@ local function reduce_parts(w, parts)
     return m, ks, vs
 end
 
--- The running value of each key of an incremental window: slots 1..m with
--- free slots reused, found by key (primitive keys directly, composite keys
--- by their canonical string, in a table of their own).
-local function running_new()
-    return {prim = {}, comp = {}, keys = {}, canon = {}, vals = {}, m = 0, free = {}, nfree = 0}
-end
-
-local function running_slot(st, k)
-    local s = st.prim[k]
-    if s ~= nil or type(k) ~= "table" then return s end
-    return st.comp[(key.check(k))]
-end
-
-local function running_add(st, k, v)
-    local s
-    if st.nfree > 0 then
-        s = st.free[st.nfree]
-        st.free[st.nfree] = nil
-        st.nfree = st.nfree - 1
-    else
-        s = st.m + 1
-        st.m = s
-    end
-    st.keys[s], st.vals[s] = k, v
-    if type(k) == "table" then
-        local canon = key.check(k)
-        st.canon[s] = canon
-        st.comp[canon] = s
-    else
-        st.prim[k] = s
-    end
-end
-
-local function running_remove(st, s)
-    local canon = st.canon[s]
-    if canon ~= nil then
-        st.comp[canon], st.canon[s] = nil, nil
-    else
-        st.prim[st.keys[s]] = nil
-    end
-    st.keys[s], st.vals[s] = nil, nil
-    st.nfree = st.nfree + 1
-    st.free[st.nfree] = s
-end
-
--- New values of the keys that changed (slot -> value) and the new keys:
--- the running value less what left (invF), plus what entered (f).
-local function keyed_changes(w, mo, oks, ovs, mn, nks, nvs)
-    local st, f, inv, op = w.state, w.f, w.invF, w.op
-    local vals = st.vals
-    local changed = {}
-    for i = 1, mo do
-        local s = running_slot(st, oks[i])
-        if s ~= nil then
-            local v = inv(vals[s], ovs[i])
-            if v == nil then returned_nil(op, "the inverse function", oks[i]) end
-            changed[s] = v
-        end
-    end
-    local add_k, add_v, na = {}, {}, 0
-    for i = 1, mn do
-        local k = nks[i]
-        local s = running_slot(st, k)
-        if s ~= nil then
-            local cur = changed[s]
-            if cur == nil then cur = vals[s] end
-            local v = f(cur, nvs[i])
-            if v == nil then returned_nil(op, "the function", k) end
-            changed[s] = v
-        else
-            na = na + 1
-            add_k[na], add_v[na] = k, nvs[i]
-        end
-    end
-    return changed, na, add_k, add_v
-end
-
--- The window's records, every key passing filterF; what to drop and keep.
-local function keyed_emit(w, changed, na, add_k, add_v)
-    local st, keep = w.state, w.filterF
-    local keys, vals = st.keys, st.vals
-    local oks, ovs, m = {}, {}, 0
-    local drop, nd, kept = {}, 0, {}
-    for s = 1, st.m do
-        local k = keys[s]
-        if k ~= nil then
-            local v = changed[s]
-            if v == nil then v = vals[s] end
-            if keep == nil or keep(k, v) then
-                m = m + 1
-                oks[m], ovs[m] = k, v
-            else
-                nd = nd + 1
-                drop[nd] = s
-            end
-        end
-    end
-    for i = 1, na do
-        local k, v = add_k[i], add_v[i]
-        if keep == nil or keep(k, v) then
-            m = m + 1
-            oks[m], ovs[m] = k, v
-            kept[i] = true
-        end
-    end
-    return m, oks, ovs, drop, nd, kept
-end
-
-local function keyed_commit(st, changed, drop, nd, na, add_k, add_v, kept)
-    local vals = st.vals
-    local s, v = next(changed)
-    while s ~= nil do
-        vals[s] = v
-        s, v = next(changed, s)
-    end
-    for i = 1, nd do running_remove(st, drop[i]) end
-    for i = 1, na do
-        if kept[i] then running_add(st, add_k[i], add_v[i]) end
-    end
-end
-
--- Incremental, per key.
-local function eval_keyed(w, t, leaving, enter, first)
-    local mo, oks, ovs = reduce_parts(w, leaving)
-    local mn, nks, nvs = reduce_parts(w, enter)
-    local changed, na, add_k, add_v = keyed_changes(w, mo, oks, ovs, mn, nks, nvs)
-    local m, ks, vs, drop, nd, kept = keyed_emit(w, changed, na, add_k, add_v)
-    push_all(w, t, enter, first)
-    keyed_commit(w.state, changed, drop, nd, na, add_k, add_v, kept)
-    return m, ks, vs, {m}
-end
-
 -- Incremental, one value for the whole window.
 local function eval_scalar(w, t, leaving, enter, first)
     local op, f = w.op, w.f
@@ -493,129 +367,73 @@ local function eval_whole(w, t, from, enter, first)
     return m, a, b, ends
 end
 
--- The C path: running values in a keyed store ---------------------------------
+-- Incremental, per key: running values in a keyed store ---------------------
 
--- A store for window w, with the Lua key of each live slot (keys) and the
--- journal of this evaluation's folds: slot, and value before or false for
--- a key the fold inserted.
-local function store_new(w)
-    local p = C.ds_state_new(0)
-    if p == nil then error(w.op .. ": out of memory creating the window's state store", 0) end
-    return {p = ffi.gc(p, C.ds_state_free), item = ffi.new("ds_state_item_t"), keys = {},
-        jslot = {}, jold = {}, nj = 0}
-end
-
-local function store_free(st)
-    C.ds_state_free(ffi.gc(st.p, nil))
-    st.p = nil
-end
-
-local function store_failed(w, rc)
-    error(sformat("%s: the window's state store failed: %s: %s", w.op, ffi.string(C.ds_err_name(rc)),
-        ffi.string(C.ds_strerror(rc))), 0)
-end
-
--- Fold v into key k's running value with op (-v and sum for a record
--- leaving: `out`, which leaves a key that is not there absent).
-local function store_fold(w, st, k, v, op, out, t)
-    local p, old = st.p, st.item
-    local slot
-    if type(k) == "string" then
-        slot = fold_bytes(p, STR, k, #k, v, op, t, old)
-    elseif type(k) == "number" and k == k then
-        slot = fold_num(p, k, v, op, t, old)
-    else
-        local canon, reason = key.check(k)
-        if canon == nil then
-            error(sformat("%s: %s (keys are strings, numbers, booleans or arrays of those)", w.op, reason), 0)
+-- Each key of ks, vs (one record per key) taken out of its running value
+-- with invF; a key not there (dropped by filterF) stays absent.
+local function fold_out(w, st, t, m, ks, vs)
+    local inv, op = w.invF, w.op
+    for i = 1, m do
+        local k = ks[i]
+        local slot, cur, kind, bytes = st:lookup(k)
+        if slot >= 0 then
+            local v = inv(cur, vs[i])
+            if v == nil then returned_nil(op, "the inverse function", k) end
+            st:put(k, slot, kind, bytes, v, t, cur)
         end
-        local bytes = valuecodec.encode_key(k)
-        slot = fold_bytes(p, ENC, bytes, #bytes, v, op, t, old)
     end
-    if slot < 0 then store_failed(w, slot) end
-    if old.kind < 0 then
-        if out then
-            C.ds_state_remove_slot(p, slot)
-            return
-        end
-        st.keys[slot] = k
-    end
-    local nj = st.nj + 1
-    st.nj, st.jslot[nj] = nj, slot
-    if old.kind < 0 then st.jold[nj] = false else st.jold[nj] = old.num end
 end
 
--- Every record of parts folded in (or out).
+-- Each key of ks, vs (one record per key) added to its running value with
+-- f; a key not there starts with its value.
+local function fold_in(w, st, t, m, ks, vs)
+    local f, op = w.f, w.op
+    for i = 1, m do
+        local k = ks[i]
+        local slot, cur, kind, bytes = st:lookup(k)
+        local v = vs[i]
+        if slot >= 0 then
+            v = f(cur, v)
+            if v == nil then returned_nil(op, "the function", k) end
+        end
+        st:put(k, slot, kind, bytes, v, t, cur)
+    end
+end
+
+-- Every record of parts folded in (or out: -v, leaving a key that is not
+-- there absent) with the built-in reducer w.cop, one FFI call each.
 local function fold_parts(w, st, parts, out, t)
     local op = w.cop
     for i = 1, #parts do
         local p = parts[i]
         local ks, vs = p.a, p.b
         if out then
-            for j = 1, p.n do store_fold(w, st, ks[j], -vs[j], op, true, t) end
+            for j = 1, p.n do st:fold(ks[j], -vs[j], op, true, t) end
         else
-            for j = 1, p.n do store_fold(w, st, ks[j], vs[j], op, false, t) end
+            for j = 1, p.n do st:fold(ks[j], vs[j], op, false, t) end
         end
     end
 end
 
--- Undo this evaluation's folds, newest first.
-local function store_rollback(st, t)
-    local p, keys, jslot, jold = st.p, st.keys, st.jslot, st.jold
-    for i = st.nj, 1, -1 do
-        local slot, old = jslot[i], jold[i]
-        if old == false then
-            C.ds_state_remove_slot(p, slot)
-            keys[slot] = nil
-        else
-            C.ds_state_set_num(p, slot, old, t)
-        end
-    end
-    st.nj = 0
-end
-
--- The store's keys and values that pass filterF, and the slots of the rest.
-local function store_emit(w, st)
-    local p, item, keys, keep = st.p, st.item, st.keys, w.filterF
-    local oks, ovs, m = {}, {}, 0
-    local drop, nd = {}, 0
-    local slot = C.ds_state_next(p, -1)
-    while slot >= 0 do
-        C.ds_state_value(p, slot, item)
-        local k, v = keys[slot], item.num
-        if keep == nil or keep(k, v) then
-            m = m + 1
-            oks[m], ovs[m] = k, v
-        else
-            nd = nd + 1
-            drop[nd] = slot
-        end
-        slot = C.ds_state_next(p, slot)
-    end
-    return m, oks, ovs, drop, nd
-end
-
-local function keyed_c_step(w, st, t, leaving, enter)
-    fold_parts(w, st, leaving, true, t)
-    fold_parts(w, st, enter, false, t)
-    return store_emit(w, st)
-end
-
--- Incremental, per key, in C.
-local function eval_keyed_c(w, t, leaving, enter, first)
+-- The store is changed in place, its journal noting each change; an
+-- evaluation that raises leaves that journal for the next one's begin() to
+-- undo. Keys filterF drops are removed once nothing can fail.
+local function eval_keyed(w, t, leaving, enter, first)
     local st = w.store
-    local ok, m, ks, vs, drop, nd = pcall(keyed_c_step, w, st, t, leaving, enter)
-    if not ok then
-        store_rollback(st, t)
-        error(m, 0)
+    st:begin(t)
+    if w.cop then
+        fold_parts(w, st, leaving, true, t)
+        fold_parts(w, st, enter, false, t)
+    else
+        local mo, oks, ovs = reduce_parts(w, leaving)
+        local mn, nks, nvs = reduce_parts(w, enter)
+        fold_out(w, st, t, mo, oks, ovs)
+        fold_in(w, st, t, mn, nks, nvs)
     end
+    local m, ks, vs, drop, nd = st:select(w.filterF)
     push_all(w, t, enter, first)
-    local p, keys = st.p, st.keys
-    for i = 1, nd do
-        C.ds_state_remove_slot(p, drop[i])
-        keys[drop[i]] = nil
-    end
-    st.nj = 0
+    for i = 1, nd do st:remove(drop[i]) end
+    st:commit()
     return m, ks, vs, {m}
 end
 
@@ -623,10 +441,10 @@ end
 local function eval_whole_c(w, t, from, enter, first)
     local parts = held_parts(w, t - w.len_ms, from)
     for i = 1, #enter do parts[#parts + 1] = enter[i] end
-    local st = store_new(w)
+    local st = keystore.new(w.op, {keys = true})
     fold_parts(w, st, parts, false, t)
-    local m, ks, vs = store_emit(w, st)
-    store_free(st)
+    local m, ks, vs = st:select(w.filterF)
+    st:free()
     push_all(w, t, enter, first)
     w.buf:evict(t + w.slide_ms)
     return m, ks, vs, {m}
@@ -663,7 +481,7 @@ function window.compute(s, t)
             leaving = held_parts(w, last - w.len_ms, to)
         end
         local eval = eval_scalar
-        if w.mode == "keyed" then eval = eval_keyed elseif w.mode == "keyed_c" then eval = eval_keyed_c end
+        if w.mode == "keyed" then eval = eval_keyed end
         m, a, b, ends = eval(w, t, leaving, enter, from + step)
     end
     w.last = t
@@ -739,9 +557,9 @@ end
 function DStream:countByValueAndWindow(len, slide)
     local len_ms, slide_ms = durations(self, "countByValueAndWindow", len, slide, 2)
     local s = with_length(DStream.new(self.ctx, node(self, "countByValueAndWindow", true, len_ms, slide_ms,
-        {mode = "keyed_c", partial = counted_by_value, f = add, invF = sub, filterF = nonzero,
+        {mode = "keyed", partial = counted_by_value, f = add, invF = sub, filterF = nonzero,
             builtin = "count", cop = FOLD_OPS.sum})))
-    s._win.store = store_new(s._win)
+    s._win.store = keystore.new("countByValueAndWindow", RUNNING)
     return s
 end
 
@@ -759,18 +577,15 @@ function DStream:reduceByKeyAndWindow(f, ...)
     local name = builtin(f)
     local w = {f = f, invF = inv, filterF = keep, partial = reduced_by_key, builtin = name}
     if inv then
-        if name == "sum" and builtin(inv) == "subtract" then
-            w.mode, w.cop = "keyed_c", FOLD_OPS.sum
-        else
-            w.mode, w.state = "keyed", running_new()
-        end
+        w.mode = "keyed"
+        if name == "sum" and builtin(inv) == "subtract" then w.cop = FOLD_OPS.sum end
     elseif FOLD_OPS[name] then
         w.mode, w.cop = "whole_c", FOLD_OPS[name]
     else
         w.mode, w.finish, w.pairs = "whole", finish_reduce_by_key, true
     end
     local s = with_length(DStream.new(self.ctx, node(self, op, true, len_ms, slide_ms, w)))
-    if w.mode == "keyed_c" then w.store = store_new(w) end
+    if w.mode == "keyed" then w.store = keystore.new(op, RUNNING) end
     return s
 end
 
@@ -790,12 +605,12 @@ function window.memory(s)
     return w.buf:bytes(), w.buf:count()
 end
 
---- Bytes of the C store holding the running values of windowed stream s,
---- or nil when its running values (if any) are in Lua.
+--- Bytes of the C store holding the running values of windowed stream s
+--- (per key, with an inverse function), or nil when it keeps none.
 function window.state_memory(s)
     local st = s._win.store
     if st == nil then return nil end
-    return tonumber(C.ds_state_memory(st.p))
+    return st:memory()
 end
 
 return window

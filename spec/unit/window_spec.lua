@@ -317,6 +317,54 @@ describe("DStream:reduceByKeyAndWindow", function()
             assert.same({{{"a", 1}}, {{"a", 6}}, {{"a", 12}}}, sorted_all(out))
         end)
 
+        -- Running values {n, sum} as tables, reduced by new tables.
+        local function add_t(a, b) return {a[1] + b[1], a[2] + b[2]} end
+        local function sub_t(a, b) return {a[1] - b[1], a[2] - b[2]} end
+        local function tables_of(s)
+            return pairs_of(s):mapValues(function(v) return {1, v} end)
+        end
+
+        it("keeps table running values as copies: changing an emitted value changes no later window", function()
+            local ssc = batches.context()
+            local out = {}
+            tables_of(ssc:queueStream({{{"a", 1}}, {{"a", 2}}, {{"a", 4}}})):reduceByKeyAndWindow(add_t, sub_t, 2, 1)
+                :foreachRDD(function(rdd)
+                    local got = rdd:collect()
+                    out[#out + 1] = {got[1][1], {got[1][2][1], got[1][2][2]}}
+                    got[1][2][1], got[1][2][2] = 100, 100
+                end)
+            ssc:start()
+            ssc:advance(3)
+            assert.same({{"a", {1, 1}}, {"a", {2, 3}}, {"a", {2, 6}}}, out)
+        end)
+
+        it("leaves table running values as they were when f changes its argument and raises", function()
+            local fail = false
+            local ssc = batches.context()
+            local input = {{{"a", 1}}, {{"a", 2}}, {{"a", 4}}, {{"a", 8}}}
+            local out = tables_of(ssc:queueStream(input)):reduceByKeyAndWindow(function(a, b)
+                a[1], a[2] = a[1] + b[1], a[2] + b[2]
+                if fail then error("boom") end
+                return a
+            end, sub_t, 2, 1):collectBatches()
+            ssc:start()
+            ssc:advance(1)
+            fail = true
+            assert.matches("boom", error_of(ssc.advance, ssc, 1), 1, true)
+            fail = false
+            ssc:advance(2)
+            assert.same({{{"a", {1, 1}}}, {{"a", {2, 6}}}, {{"a", {2, 12}}}}, sorted_all(out))
+        end)
+
+        it("raises, naming the operator, for a running value the codec cannot hold", function()
+            local err = error_of(batches.run, {{{"a", 1}}, {{"a", 2}}}, function(s)
+                return pairs_of(s):reduceByKeyAndWindow(function() return print end, sub, 2, 1)
+            end)
+            assert.matches("reduceByKeyAndWindow", err, 1, true)
+            assert.matches("function", err, 1, true)
+            assert.matches("batch time 2000 ms", err, 1, true)
+        end)
+
         it("raises, naming the operator and the key, when invF returns nil", function()
             local err = error_of(batches.run, {{{"a", 1}}, {}, {}}, function(s)
                 return pairs_of(s):reduceByKeyAndWindow(add, function() end, 1, 1)
@@ -572,16 +620,21 @@ describe("built-in reducers in window operations", function()
         assert.same({{{"a", 1}}, {{"a", 6}, {"b", 1}}, {{"a", 12}}}, sorted_all(out))
     end)
 
-    it("keeps the running values of a keyed window in C memory", function()
+    it("keeps the running values of a keyed window in C memory, with built-in or Lua reducers", function()
         local ssc = batches.context()
         local w = pairs_of(ssc:queueStream({{{"a", 1}, {"b", 2}}})):reduceByKeyAndWindow(dstream.sum,
             dstream.subtract, 2, 1)
-        local lua = pairs_of(ssc:queueStream({})):reduceByKeyAndWindow(add, sub, 2, 1)
+        local lua = pairs_of(ssc:queueStream({{{"a", 1}, {"b", 2}}})):reduceByKeyAndWindow(add, sub, 2, 1)
+        local empty = pairs_of(ssc:queueStream({})):reduceByKeyAndWindow(add, sub, 2, 1)
+        local whole = pairs_of(ssc:queueStream({})):reduceByKeyAndWindow(add, 2, 1)
         w:collectBatches()
         lua:collectBatches()
+        empty:collectBatches()
+        whole:collectBatches()
         ssc:start()
         ssc:advance(1)
         assert.is_true(window.state_memory(w) > 0)
-        assert.is_nil(window.state_memory(lua))
+        assert.is_true(window.state_memory(lua) > window.state_memory(empty))
+        assert.is_nil(window.state_memory(whole))
     end)
 end)
