@@ -70,9 +70,11 @@ describe("dstream's Lua code on Debian's LuaJIT", function()
         end
         jit.flush()
         jit.attach(on_trace, "trace")
+        -- Some loops never get hot (LuaJIT's hot counters are shared by hash),
+        -- so more functions than the limit are loaded.
         local live = {} -- a trace of a collected function is freed with it
         local ok, err = pcall(function()
-            for i = 1, 1500 do
+            for i = 1, 2500 do
                 local f = assert(load("local s = 0 for j = 1, 200 do s = s + j * " .. i .. " end return s"))
                 live[i] = f
                 assert(f() == 20100 * i)
@@ -80,8 +82,8 @@ describe("dstream's Lua code on Debian's LuaJIT", function()
         end)
         jit.attach(on_trace)
         assert(ok, err)
-        assert.are.equal(1500, #live)
-        assert.is_true(traces >= 1500)
+        assert.are.equal(2500, #live)
+        assert.is_true(traces > 1000, traces .. " traces compiled")
         assert.are.equal(0, flushes)
     end)
 end)
