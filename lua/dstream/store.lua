@@ -48,7 +48,7 @@ store.NUM, store.STR, store.ENC = NUM, STR, ENC
 --- The built-in reducers a store folds numbers with, by name.
 store.FOLD = {sum = C.DS_FOLD_SUM, min = C.DS_FOLD_MIN, max = C.DS_FOLD_MAX}
 
--- The store's limits, as core/src/state.c sets them (MAX_SLOTS, MAX_SLABS).
+-- The store's limits, as core/src/state_internal.h sets them (MAX_SLOTS, MAX_SLABS).
 local MAX_KEYS = 2 ^ 25 - 1
 
 local function fail(msg)

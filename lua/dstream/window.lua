@@ -145,7 +145,12 @@ end
 -- The fields of a windowed stream; `w` describes its evaluation.
 local function node(self, op, pairs_, len_ms, slide_ms, w)
     w.op, w.len_ms, w.slide_ms, w.step_ms = op, len_ms, slide_ms, self.slide_ms
-    w.buf = assert(core.window_new(self.slide_ms, len_ms))
+    local buf, err = core.window_new(self.slide_ms, len_ms)
+    if buf == nil then
+        util.raise_at_user(sformat("%s: cannot make the window buffer (window %s, step %s): %s", op,
+            util.show_ms(len_ms), util.show_ms(self.slide_ms), err))
+    end
+    w.buf = buf
     local how = ""
     if w.cop then how = sformat("; %s in C", w.builtin) end
     return {kind = op, desc = sformat("%s(%s, %s%s)", op, show_ms(len_ms), show_ms(slide_ms), how),
