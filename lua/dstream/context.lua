@@ -161,7 +161,7 @@ function Context:transform(streams, fn, kind)
         if rdds == nil then return nil end
         local out = fn(rdds, t)
         if not RDD.is(out) then
-            error(setmetatable({cause = "function must return an RDD, got " .. type(out)}, stage.Failure), 0)
+            stage.fail("function must return an RDD, got " .. type(out))
         end
         return RDD.new(out.n, out.a, out.b, out.ends, t, s:_rdd_id(t))
     end})

@@ -205,7 +205,7 @@ function RDD:mapPartitions(f)
         local hi = self.ends[p]
         local out = f(partition_array(self, lo, hi))
         if type(out) ~= "table" then
-            error(setmetatable({cause = "function must return an array, got " .. type(out)}, stage.Failure), 0)
+            stage.fail("function must return an array, got " .. type(out))
         end
         for i = 1, #out do n = n + 1; a[n] = out[i] end
         ends[p], lo = n, hi + 1
@@ -250,7 +250,7 @@ function RDD:reduce(f)
     for i = 2, self.n do
         acc = f(acc, self.b and as_pair(self.a[i], self.b[i]) or self.a[i])
         if acc == nil then
-            error(setmetatable({cause = "function returned nil"}, stage.Failure), 0)
+            stage.fail("function returned nil")
         end
     end
     return acc

@@ -253,6 +253,11 @@ end
 --- Raised by generated code for a contract violation (nil record, bad array).
 stage.Failure = {__tostring = function(e) return e.cause end}
 
+--- Fail the batch with msg; the driver names the operator and the batch time.
+function stage.fail(msg)
+    error(setmetatable({cause = msg}, stage.Failure), 0)
+end
+
 --- Phase 3: load a source record; returns its factory(f1, ..., fn[, rf]) -> run.
 function stage.load(src)
     local ops = src.ops

@@ -22,9 +22,7 @@ local state = {}
 local sformat = string.format
 local NUM, STR = keystore.NUM, keystore.STR
 
-local function fail(msg)
-    error(setmetatable({cause = msg}, stage.Failure), 0)
-end
+local fail = stage.fail
 
 -- State: the object a mapWithState function sees ---------------------------
 

@@ -51,9 +51,7 @@ store.FOLD = {sum = C.DS_FOLD_SUM, min = C.DS_FOLD_MIN, max = C.DS_FOLD_MAX}
 -- The store's limits, as core/src/state_internal.h sets them (MAX_SLOTS, MAX_SLABS).
 local MAX_KEYS = 2 ^ 25 - 1
 
-local function fail(msg)
-    error(setmetatable({cause = msg}, stage.Failure), 0)
-end
+local fail = stage.fail
 
 local Store = {}
 Store.__index = Store

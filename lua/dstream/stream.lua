@@ -115,7 +115,7 @@ function DStream:_materialize(t)
     ctx._current = prev
     if r ~= nil then
         if not RDD.is(r) then
-            error(setmetatable({cause = "function must return an RDD, got " .. type(r)}, stage.Failure), 0)
+            stage.fail("function must return an RDD, got " .. type(r))
         end
         self.generated[t] = r
     end
@@ -283,7 +283,7 @@ function DStream:transform(fn)
     return per_batch(self, "transform", nil, function(s, r, t)
         local out = fn(r, t)
         if not RDD.is(out) then
-            error(setmetatable({cause = "function must return an RDD, got " .. type(out)}, stage.Failure), 0)
+            stage.fail("function must return an RDD, got " .. type(out))
         end
         -- The records of the RDD fn returned, with this stream's id and time.
         return RDD.new(out.n, out.a, out.b, out.ends, t, s:_rdd_id(t))
