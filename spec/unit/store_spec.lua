@@ -170,6 +170,40 @@ describe("a keyed store's journal", function()
 end)
 
 describe("a keyed store's select", function()
+    it("finds the string keys of a store that keeps keys by slot as the C index does, through inserts, removals and rollbacks", function()
+        local st = keystore.new("test", {keys = true, journal = true})
+        local plain = keystore.new("plain")
+        local seed = 5
+        for round = 1, 3000 do
+            seed = (seed * 1103515245 + 12345) % 2147483648
+            local k = "k" .. (seed % 97)
+            local r = seed % 5
+            st:begin(T)
+            if r == 0 then
+                local slot = st:lookup(k)
+                if slot >= 0 then
+                    st:remove(slot)
+                    plain:remove((plain:lookup(k)))
+                end
+                st:commit()
+            elseif r == 1 then
+                set(st, k, round) -- rolled back below
+                set(st, "new" .. round, round)
+                st:rollback(T)
+            else
+                set(st, k, round)
+                set(plain, k, round)
+                st:commit()
+            end
+            local slot, v = st:lookup(k)
+            assert.are.equal(value_of(plain, k), v)
+            if slot >= 0 then assert.are.equal(k, st:key(slot)) end
+            assert.are.equal(-1, (st:lookup("new" .. round)))
+        end
+        assert.are.same(contents(plain), contents(st))
+        assert.has_error(function() keystore.new("test", {keys = true, timeout_ms = 10}) end)
+    end)
+
     it("splits the keys by a predicate, giving the Lua keys it was given and the slots of the rest", function()
         local st = keystore.new("test", {journal = true, keys = true})
         local composite = {"c", 1}
