@@ -56,6 +56,11 @@
 --- prepends the operator and the batch. Misuse (a bad argument) raises at
 --- the caller's level.
 ---
+--- WHY ONE FILE OF ~770 LINES: the encoder and the decoder are the two
+--- halves of one format, share its constants, scratch union and messages,
+--- and are checked together against the C codec (valuecodec_spec,
+--- fuzz/fuzz_decode.c); split, a change to the format would touch both.
+---
 --- COSTS: linear in the bytes, plus O(m log m) key comparisons for a map of
 --- m entries (O(m^2) below SORT_INSERTION). Tables are read with raw access
 --- (next, #t and indexing of plain tables); metatables are not consulted.
