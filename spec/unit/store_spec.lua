@@ -170,7 +170,7 @@ describe("a keyed store's journal", function()
 end)
 
 describe("a keyed store's select", function()
-    it("finds the string keys of a store that keeps keys by slot as the C index does, through inserts, removals and rollbacks", function()
+    it("finds string keys by its slot table as the C index does, through inserts, removals and rollbacks", function()
         local st = keystore.new("test", {keys = true, journal = true})
         local plain = keystore.new("plain")
         local seed = 5
