@@ -90,8 +90,7 @@ int ds_socket_new(uv_loop_t *loop, const ds_socket_opts_t *opts, ds_socket_t **o
  * DS_ECLOSED once closing. */
 int ds_socket_start(ds_socket_t *s);
 /* Seal the current block and return every queued block as a chain the caller
- * owns (free each with ds_block_free, or hand it to lds_push_blocks); NULL if
- * nothing was received. */
+ * owns (each block freed with ds_block_free); NULL if nothing was received. */
 ds_block_t *ds_socket_take(ds_socket_t *s);
 /* Move up to max of the oldest reports into out; returns how many. */
 size_t ds_socket_errors(ds_socket_t *s, ds_socket_report_t *out, size_t max);
