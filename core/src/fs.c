@@ -397,6 +397,14 @@ int ds_fs_rename(const char *from, const char *to, char *errbuf, size_t errlen) 
   return 0;
 }
 
+int ds_fs_exchange(const char *a, const char *b, char *errbuf, size_t errlen) {
+  /* renameat2(2), Linux 3.15+: the one way to replace a non-empty directory
+   * with no moment at which neither the old nor the new one is there. */
+  if (renameat2(AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE) != 0)
+    return fail(errno, a, b, errbuf, errlen);
+  return 0;
+}
+
 int ds_fs_fsync_dir(const char *dir, char *errbuf, size_t errlen) {
   int err = 0, fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0)

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -249,6 +250,23 @@ static void test_atomic_directory_write(void) {
   CHECK_EQ_INT(ds_fs_stat(at("out/_tmp-1000"), &st, errbuf, sizeof(errbuf)), DS_ENOENT);
 }
 
+/* A batch written again (after recovery) replaces the old one by swapping
+ * names: both directories exist at every moment, and a missing one errs. */
+static void test_exchange_swaps_two_full_directories(void) {
+  ds_fs_stat_t st;
+  CHECK_EQ_INT(ds_fs_mkdirs(at("swap/old"), errbuf, sizeof(errbuf)), 0);
+  CHECK_EQ_INT(ds_fs_mkdirs(at("swap/new"), errbuf, sizeof(errbuf)), 0);
+  put("swap/old/part-00000", "old\n", 4);
+  put("swap/new/part-00000", "new, longer\n", 12);
+  CHECK_EQ_INT(ds_fs_exchange(at("swap/new"), at("swap/old"), errbuf, sizeof(errbuf)), 0);
+  CHECK_EQ_INT(ds_fs_stat(at("swap/old/part-00000"), &st, errbuf, sizeof(errbuf)), 0);
+  CHECK_EQ_INT(st.size, 12);
+  CHECK_EQ_INT(ds_fs_stat(at("swap/new/part-00000"), &st, errbuf, sizeof(errbuf)), 0);
+  CHECK_EQ_INT(st.size, 4);
+  CHECK_EQ_INT(ds_fs_exchange(at("swap/new"), at("swap/none"), errbuf, sizeof(errbuf)), DS_ENOENT);
+  CHECK(strstr(errbuf, "swap/none") != NULL || strstr(errbuf, "swap/new") != NULL);
+}
+
 static void test_remove_tree_does_not_follow_links(void) {
   ds_fs_stat_t st;
   CHECK_EQ_INT(ds_fs_mkdirs(at("keep"), errbuf, sizeof(errbuf)), 0);
@@ -351,6 +369,7 @@ int main(void) {
   test_reader_jumps_holes();
   test_list_sorted();
   test_atomic_directory_write();
+  test_exchange_swaps_two_full_directories();
   test_remove_tree_does_not_follow_links();
   test_out_of_memory();
   test_system_errors_are_ds_codes();

@@ -88,8 +88,19 @@ local function write_batch_dir(dir, parts, op)
     end
     must(core.fs_write(tmp .. "/_SUCCESS", ""))
     must(core.fs_fsync_dir(tmp))
-    -- A batch written before (a replay after recovery) is replaced whole.
-    if core.fs_stat(dir) then must(core.fs_remove_tree(dir)) end
+    -- A batch written before (a batch re-run after recovery) is replaced
+    -- whole and atomically: the two names are swapped, so a reader sees the
+    -- old directory or the new one, never neither; then the old one goes.
+    if core.fs_stat(dir) then
+        local swapped, msg, name = core.fs_exchange(tmp, dir)
+        if swapped then
+            must(core.fs_fsync_dir(parent))
+            must(core.fs_remove_tree(tmp))
+            return
+        end
+        if name ~= "EINVAL" then must(swapped, msg) end
+        must(core.fs_remove_tree(dir)) -- a file system that cannot swap names
+    end
     must(core.fs_rename(tmp, dir))
     must(core.fs_fsync_dir(parent))
 end

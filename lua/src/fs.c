@@ -1,6 +1,6 @@
 /* Glue for the file-system helpers (dstream/fs.h, dstream/dirscan.h):
  * core.fs_list, core.fs_stat, core.fs_read_lines, core.fs_write,
- * core.fs_mkdirs, core.fs_rename, core.fs_fsync_dir, core.fs_remove_tree,
+ * core.fs_mkdirs, core.fs_rename, core.fs_exchange, core.fs_fsync_dir, core.fs_remove_tree,
  * core.fs_reader (a "dstream.fs_reader" userdata) and core.dirscan_new (a
  * "dstream.dirscan" userdata). Each returns its result (true when there is
  * none) or nil, "ENAME: message (path)", "ENAME"; a path that is not a
@@ -299,6 +299,13 @@ static int fs_rename(lua_State *L) {
   return done(L, ds_fs_rename(from, to, errbuf, sizeof(errbuf)), errbuf);
 }
 
+/* core.fs_exchange(a, b) -> true: swap two names atomically */
+static int fs_exchange(lua_State *L) {
+  char errbuf[ERRBUF];
+  const char *a = lds_check_path(L, 1), *b = lds_check_path(L, 2);
+  return done(L, ds_fs_exchange(a, b, errbuf, sizeof(errbuf)), errbuf);
+}
+
 /* core.fs_fsync_dir(path) -> true */
 static int fs_fsync_dir(lua_State *L) {
   char errbuf[ERRBUF];
@@ -318,6 +325,7 @@ static const luaL_Reg fs_functions[] = {
   {"fs_write", fs_write},
   {"fs_mkdirs", fs_mkdirs},
   {"fs_rename", fs_rename},
+  {"fs_exchange", fs_exchange},
   {"fs_fsync_dir", fs_fsync_dir},
   {"fs_remove_tree", fs_remove_tree},
   {"fs_reader", fs_reader},

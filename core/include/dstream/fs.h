@@ -99,6 +99,9 @@ int ds_fs_write(const char *path, const void *data, size_t len, char *errbuf, si
 int ds_fs_mkdirs(const char *dir, char *errbuf, size_t errlen);
 /* Rename from to to (rename(2): atomic, replaces a file or an empty dir). */
 int ds_fs_rename(const char *from, const char *to, char *errbuf, size_t errlen);
+/* Swap the names a and b atomically (both must exist; directories too);
+ * DS_EINVAL where the file system cannot (then rename instead). */
+int ds_fs_exchange(const char *a, const char *b, char *errbuf, size_t errlen);
 /* Fsync a directory, making renames and creations in it durable. */
 int ds_fs_fsync_dir(const char *dir, char *errbuf, size_t errlen);
 /* Remove path: a file, or a directory with everything under it (symbolic
