@@ -16,10 +16,11 @@
  * temporary file whenever it holds a chunk, so a checkpoint of any size costs
  * about one chunk of memory besides the caller's sections.
  *
- * HOW A FILE IS READ: the whole file is read, then walked twice: the first
- * walk checks every frame and counts what the second, which cannot fail,
- * copies into one allocation (sections split over frames become contiguous).
- * The file's bytes are freed before the parse returns.
+ * HOW A FILE IS READ: the whole file is read into one buffer, then walked
+ * twice: the first walk checks every frame (CRC, structure, the rules of the
+ * format) and counts; the second, which cannot fail, moves the sections'
+ * names and bytes down over the frame headers, in place, so that a section
+ * split over frames becomes contiguous without a second buffer.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -272,7 +273,7 @@ static int read_body(reader_t *rd, walk_t *w) {
       if (w->out != NULL) {
         ds_checkpoint_section_t *sec = &w->out[w->sections];
         if (len > 0)
-          memcpy(w->blob_out, s, len);
+          memmove(w->blob_out, s, len);
         sec->name = w->blob_out;
         sec->name_len = len;
         sec->data = w->blob_out + len;
@@ -281,7 +282,9 @@ static int read_body(reader_t *rd, walk_t *w) {
       }
       w->blob += len + (size_t)n;
       w->sections++;
-    } else if (off != got || n != length || len != name_len || memcmp(s, name, len) != 0) {
+    } else if (off != got || n != length ||
+               /* the filling walk may have moved bytes over the first name */
+               (!rd->checked && (len != name_len || memcmp(s, name, len) != 0))) {
       return bad(rd, "a section frame out of place (name, length or offset)");
     }
     if (!read_str(&c, &s, &len))
@@ -290,7 +293,7 @@ static int read_body(reader_t *rd, walk_t *w) {
       return bad(rd, "a section frame's bytes run past the section's length");
     if (w->out != NULL) {
       if (len > 0)
-        memcpy(w->blob_out, s, len);
+        memmove(w->blob_out, s, len);
       w->blob_out += len;
     }
     got += (int64_t)len;
@@ -324,8 +327,15 @@ void ds_checkpoint_file_close(ds_checkpoint_file_t *f) {
   f->nsections = 0;
 }
 
-int ds_checkpoint_parse(ds_checkpoint_file_t *f, const void *data, size_t len,
-                        char *errbuf, size_t errlen) {
+/* Parse the file held in data (len bytes, a ds_malloc'd buffer) and, on
+ * success, take the buffer as f's blob: the second walk moves the sections'
+ * names and bytes down over the frames' headers and encodings, in place.
+ * That is safe because it never writes at or past the frame it reads (the
+ * header frame alone is more than the 16 bytes of a frame header ahead), and
+ * each item is read before bytes are moved over it. On error data is the
+ * caller's still. */
+static int parse_owned(ds_checkpoint_file_t *f, char *data, size_t len, char *errbuf,
+                       size_t errlen) {
   walk_t w;
   int err;
   memset(f, 0, sizeof *f);
@@ -334,14 +344,12 @@ int ds_checkpoint_parse(ds_checkpoint_file_t *f, const void *data, size_t len,
   if (err != 0)
     return err;
   f->sections = ds_calloc(w.sections > 0 ? w.sections : 1, sizeof *f->sections);
-  f->blob = ds_malloc(w.blob > 0 ? w.blob : 1);
-  if (f->sections == NULL || f->blob == NULL) {
-    ds_checkpoint_file_close(f);
+  if (f->sections == NULL)
     return ds__error_fill(errbuf, errlen, DS_ENOMEM, "checkpoint of %zu bytes", len);
-  }
   w.out = f->sections;
-  w.blob_out = f->blob;
+  w.blob_out = data;
   walk(data, len, &w, NULL, 0); /* checked above: cannot fail */
+  f->blob = data;
   f->kind = w.kind;
   f->seq = (uint64_t)w.seq;
   f->base = (uint64_t)w.base;
@@ -349,6 +357,21 @@ int ds_checkpoint_parse(ds_checkpoint_file_t *f, const void *data, size_t len,
   f->nsections = w.sections;
   f->size = len;
   return 0;
+}
+
+int ds_checkpoint_parse(ds_checkpoint_file_t *f, const void *data, size_t len,
+                        char *errbuf, size_t errlen) {
+  char *copy = ds_malloc(len > 0 ? len : 1);
+  int err;
+  memset(f, 0, sizeof *f);
+  if (copy == NULL)
+    return ds__error_fill(errbuf, errlen, DS_ENOMEM, "checkpoint of %zu bytes", len);
+  if (len > 0)
+    memcpy(copy, data, len);
+  err = parse_owned(f, copy, len, errbuf, errlen);
+  if (err != 0)
+    ds_free(copy);
+  return err;
 }
 
 /* --- writing -------------------------------------------------------------- */
@@ -741,8 +764,9 @@ static int examine(const ds_checkpoint_t *cp, file_entry_t *e, char *errbuf, siz
   ds_free(path);
   if (err != 0)
     return err;
-  err = ds_checkpoint_parse(&e->f, data, len, e->why, sizeof e->why);
-  ds_free(data);
+  err = parse_owned(&e->f, data, len, e->why, sizeof e->why);
+  if (err != 0)
+    ds_free(data);
   if (err == DS_ENOMEM)
     return ds__error_fill(errbuf, errlen, err, "%s/%s", cp->dir, e->name);
   if (err == 0 && (e->f.kind != e->kind ||
