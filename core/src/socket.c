@@ -18,6 +18,13 @@
  * through the splitter into the current block; a block is sealed (queued)
  * by the block interval timer or by a take, and a new one is allocated only
  * when the next bytes arrive.
+ *
+ * WITH A WAL a sealed block first joins the `unlogged` list, which is
+ * appended to the WAL oldest first; only an appended block moves on to the
+ * queue. The list is empty except while the WAL fails, and a block never
+ * overtakes an older one, so the queue's seqs stay in order. While the WAL
+ * fails the connection is not read (`paused`), so what waits in memory
+ * is bounded by what had been read when it started failing.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -29,6 +36,7 @@
 #include "dstream/error.h"
 #include "dstream/lines.h"
 #include "dstream/socket.h"
+#include "dstream/wal.h"
 
 #define BLOCK_CAP (64 * 1024)
 #define READ_BUF (64 * 1024)
@@ -65,6 +73,13 @@ struct ds_socket_s {
   ds_block_t *cur;
   ds_blockq_t queue;
   uint64_t sealed_records;
+  ds_block_t *unlogged;         /* sealed, not yet in the WAL, oldest first */
+  ds_block_t *unlogged_tail;
+  int wal_failing;              /* the last append failed (reported once) */
+  int reading;                  /* uv_read_start is in effect */
+  int paused;                   /* reading stopped because the WAL fails */
+  uint64_t first_seq;           /* WAL seqs of the queue's first and last block */
+  uint64_t last_seq;
   ds_socket_report_t *reports;  /* ring of opts.max_reports */
   size_t report_head;
   size_t report_count;
@@ -74,6 +89,7 @@ struct ds_socket_s {
 
 static void resolve(ds_socket_t *s);
 static void connect_next(ds_socket_t *s);
+static void start_reading(ds_socket_t *s);
 
 void ds_socket_opts_init(ds_socket_opts_t *opts) {
   memset(opts, 0, sizeof(*opts));
@@ -143,12 +159,68 @@ static void report_failure(ds_socket_t *s, int status, const char *doing) {
 
 /* Blocks. */
 
+/* A block the WAL holds (or any block without a WAL) counts as received. */
+static void receive(ds_socket_t *s, ds_block_t *blk, uint64_t seq) {
+  s->sealed_records += blk->count;
+  if (s->queue.head == NULL)
+    s->first_seq = seq;
+  s->last_seq = seq;
+  ds_blockq_push(&s->queue, blk);
+}
+
+/* Append the unlogged blocks to the WAL, oldest first, until one fails. */
+static void log_blocks(ds_socket_t *s) {
+  char err[DS_SOCKET_MESSAGE_MAX - 160];
+  while (s->unlogged != NULL) {
+    ds_block_t *blk = s->unlogged;
+    uint64_t seq;
+    int rc = ds_wal_append_block(s->opts.wal, s->opts.wal_stream, blk, &seq, err, sizeof err);
+    if (rc != 0) {
+      s->stats.wal_errors++;
+      if (!s->wal_failing)
+        report(s, rc, "%s: write-ahead log append failed (%s); %llu lines from %s kept in memory, "
+               "reading paused, retried at the next seal", ds_err_name(rc), err,
+               (unsigned long long)s->stats.wal_pending, s->peer);
+      s->wal_failing = 1;
+      if (s->reading) {
+        uv_read_stop((uv_stream_t *)&s->tcp);
+        s->reading = 0;
+        s->paused = 1;
+      }
+      return;
+    }
+    s->wal_failing = 0;
+    s->unlogged = blk->next;
+    if (s->unlogged == NULL)
+      s->unlogged_tail = NULL;
+    blk->next = NULL;
+    s->stats.wal_pending -= blk->count;
+    receive(s, blk, seq);
+  }
+  if (s->paused) {
+    s->paused = 0;
+    if (s->state == S_CONNECTED && s->tcp_state == HANDLE_OPEN)
+      start_reading(s);
+  }
+}
+
 static void seal(ds_socket_t *s) {
-  if (s->cur == NULL || s->cur->count == 0)
-    return;
-  s->sealed_records += s->cur->count;
-  ds_blockq_push(&s->queue, s->cur);
-  s->cur = NULL;
+  ds_block_t *blk = s->cur;
+  if (blk != NULL && blk->count > 0) {
+    s->cur = NULL;
+    if (s->opts.wal == NULL) {
+      receive(s, blk, 0);
+      return;
+    }
+    if (s->unlogged_tail != NULL)
+      s->unlogged_tail->next = blk;
+    else
+      s->unlogged = blk;
+    s->unlogged_tail = blk;
+    s->stats.wal_pending += blk->count;
+  }
+  if (s->opts.wal != NULL)
+    log_blocks(s);
 }
 
 /* Run a splitter step (feed, or finish when p is NULL) into the current
@@ -203,6 +275,11 @@ static void destroy(ds_socket_t *s) {
   free_addrs(s);
   ds_lines_close(&s->lines);
   ds_block_free(s->cur);
+  while (s->unlogged != NULL) {
+    ds_block_t *next = s->unlogged->next;
+    ds_block_free(s->unlogged);
+    s->unlogged = next;
+  }
   ds_blockq_close(&s->queue);
   ds_free(s->reports);
   ds_free(s->peer);
@@ -250,6 +327,8 @@ static void on_tcp_closed(uv_handle_t *h) {
 
 static void close_tcp(ds_socket_t *s, int after) {
   s->after_close = after;
+  s->reading = 0;
+  s->paused = 0;
   s->tcp_state = HANDLE_CLOSING;
   s->stats.connected = 0;
   uv_close((uv_handle_t *)&s->tcp, on_tcp_closed);
@@ -325,7 +404,6 @@ static void salvage_reset(ds_socket_t *s) {
 
 static void on_connect(uv_connect_t *req, int status) {
   ds_socket_t *s = req->data;
-  int rc;
   if (status == UV_ECANCELED)
     return; /* we closed the handle: its close callback decides */
   if (status == UV_ECONNRESET) {
@@ -344,10 +422,21 @@ static void on_connect(uv_connect_t *req, int status) {
   s->stats.backoff_ms = 0;
   s->backoff_ms = s->opts.backoff_initial_ms;
   uv_tcp_keepalive(&s->tcp, 1, 60);
-  if ((rc = uv_read_start((uv_stream_t *)&s->tcp, on_alloc, on_read)) < 0) {
+  if (s->wal_failing)
+    s->paused = 1;
+  else
+    start_reading(s);
+}
+
+/* Read the connection (not while the WAL fails: see socket.h). */
+static void start_reading(ds_socket_t *s) {
+  int rc = uv_read_start((uv_stream_t *)&s->tcp, on_alloc, on_read);
+  if (rc < 0) {
     report_failure(s, rc, "read from");
     close_tcp(s, AFTER_RETRY);
+    return;
   }
+  s->reading = 1;
 }
 
 /* Try the next resolved address; when none is left, report and back off. */
@@ -473,9 +562,17 @@ int ds_socket_start(ds_socket_t *s) {
   return 0;
 }
 
-ds_block_t *ds_socket_take(ds_socket_t *s) {
+ds_block_t *ds_socket_take_seqs(ds_socket_t *s, uint64_t *first_seq, uint64_t *last_seq) {
   seal(s);
+  *first_seq = s->queue.head != NULL ? s->first_seq : 0;
+  *last_seq = s->queue.head != NULL ? s->last_seq : 0;
+  s->first_seq = s->last_seq = 0;
   return ds_blockq_take(&s->queue);
+}
+
+ds_block_t *ds_socket_take(ds_socket_t *s) {
+  uint64_t first, last;
+  return ds_socket_take_seqs(s, &first, &last);
 }
 
 size_t ds_socket_errors(ds_socket_t *s, ds_socket_report_t *out, size_t max) {
@@ -490,7 +587,9 @@ size_t ds_socket_errors(ds_socket_t *s, ds_socket_report_t *out, size_t max) {
 
 void ds_socket_stats(const ds_socket_t *s, ds_socket_stats_t *st) {
   *st = s->stats;
-  st->records = s->sealed_records + (s->cur != NULL ? s->cur->count : 0);
+  /* Without a WAL a line counts once split; with one, once in the WAL. */
+  st->records = s->sealed_records +
+                (s->cur != NULL && s->opts.wal == NULL ? s->cur->count : 0);
   st->skipped = s->lines.skipped;
 }
 
