@@ -551,31 +551,21 @@ static inline void touch(ds_state_t *s, uint32_t slot, int fresh, int64_t now) {
 
 /* --- the change record (state_track.c) ------------------------------------ */
 
-/* Make room in the record for one more slot; DS_ENOMEM, nothing changed. */
-int ds__track_grow(ds_state_t *s);
-/* Make room in the per-slot bits for `slots` slots; DS_ENOMEM likewise. */
+/* Record that a live slot was set. */
+void ds__track_set(ds_state_t *s, uint32_t slot);
+/* Make room in the per-slot bits for `slots` slots; DS_ENOMEM, nothing
+ * changed. */
 int ds__track_bits(ds_state_t *s, uint32_t slots);
 /* Record that the key of a live slot is about to be removed. */
 void ds__track_removed(ds_state_t *s, uint32_t slot);
 /* Start the record again: nothing changed since now. */
 void ds__track_restart(ds_state_t *s);
 
-/* Reserve what track_set() needs: one place in the list. */
-static inline int track_reserve(ds_state_t *s) {
-  if (!s->tracking || s->dlen < s->dcap)
-    return 0;
-  return ds__track_grow(s);
-}
-
-/* Record that a live slot was set (after track_reserve(); cannot fail). */
+/* After a change that succeeded: a store that does not record its changes
+ * pays one test here, per record. */
 static inline void track_set(ds_state_t *s, uint32_t slot) {
-  if (s->tracking) {
-    uint64_t *w = &s->dbits[slot >> 6], bit = (uint64_t)1 << (slot & 63);
-    if ((*w & bit) == 0) {
-      *w |= bit;
-      s->dlist[s->dlen++] = slot;
-    }
-  }
+  if (__builtin_expect(s->tracking, 0))
+    ds__track_set(s, slot);
 }
 
 /* --- the store's own operations (state.c) --------------------------------- */
