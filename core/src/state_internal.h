@@ -482,6 +482,9 @@ void ds__index_put(const ds_state_t *s, uint32_t *index, uint32_t cap,
                    uint64_t hash, uint32_t slot);
 /* Rebuild the index half as large again; DS_ENOMEM leaves the old one. */
 int ds__index_grow(ds_state_t *s);
+/* Size the index of an empty store for count keys at once, as growing
+ * key by key would have: a restore rehashes nothing. DS_ENOMEM leaves it. */
+int ds__index_reserve(ds_state_t *s, uint32_t count);
 /* Empty the word at hole (no tombstones). */
 void ds__index_delete(ds_state_t *s, uint32_t hole);
 
