@@ -375,8 +375,9 @@ static int bulk_index(ds_state_t *s, reader_t *rd, const uint64_t *items,
         }
         if (err == 0 && key_equal(s, &entry_at(s, other)->key, &k))
           return ds__error_fill(rd->errbuf, rd->errlen, DS_ECORRUPT,
-                                "state snapshot: key number %u repeats key "
-                                "number %u", (other > slot ? other : slot) + 1,
+                                "state snapshot: key number %u appears twice "
+                                "(first as key number %u)",
+                                (other > slot ? other : slot) + 1,
                                 (other > slot ? slot : other) + 1);
       }
     }

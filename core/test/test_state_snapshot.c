@@ -167,7 +167,7 @@ static void test_a_key_twice_is_refused(void) {
   CHECK_EQ_INT(ds_frame_end(&buf, start, 6), 0);
   CHECK_EQ_INT(ds_state_restore(s, buf.data, buf.len, errbuf, sizeof errbuf),
                DS_ECORRUPT);
-  CHECK_EQ_STR(errbuf, "state snapshot: key number 5 repeats key number 3");
+  CHECK_EQ_STR(errbuf, "state snapshot: key number 5 appears twice (first as key number 3)");
   CHECK_EQ_INT(ds_state_count(s), 0);
   ds_buf_close(&buf);
   ds_state_free(s);
