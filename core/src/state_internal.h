@@ -554,7 +554,7 @@ static inline void touch(ds_state_t *s, uint32_t slot, int fresh, int64_t now) {
 
 /* --- the change record (state_track.c) ------------------------------------ */
 
-/* Record that a live slot was set. */
+/* Record that a live slot not yet in the list was set. */
 void ds__track_set(ds_state_t *s, uint32_t slot);
 /* Make room in the per-slot bits for `slots` slots; DS_ENOMEM, nothing
  * changed. */
@@ -567,7 +567,8 @@ void ds__track_restart(ds_state_t *s);
 /* After a change that succeeded: a store that does not record its changes
  * pays one test here, per record. */
 static inline void track_set(ds_state_t *s, uint32_t slot) {
-  if (__builtin_expect(s->tracking, 0))
+  if (__builtin_expect(s->tracking, 0) &&
+      (s->dbits[slot >> 6] & (uint64_t)1 << (slot & 63)) == 0)
     ds__track_set(s, slot);
 }
 

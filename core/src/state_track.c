@@ -21,8 +21,8 @@
  *
  * COSTS: off (the default), a change tests one flag (measured with
  * callgrind: 2 to 3 instructions of about 300 per fold of a number). On,
- * a change calls here, tests one bit and, the first time a slot changes
- * after a checkpoint, appends it to the list; a removal appends the key's
+ * a change tests one bit and, the first time a slot changes after a
+ * checkpoint, appends it to the list here; a removal appends the key's
  * bytes. Memory: 1/8 byte per slot for the bits, 4 bytes per slot changed
  * and the removed keys' bytes, kept at the largest batch's (but removed
  * keys past 1 MiB). Starting the record again clears the bits of the slots
@@ -67,8 +67,6 @@ void ds__track_set(ds_state_t *s, uint32_t slot) {
     return; /* every key goes in the next delta anyway */
   w = &s->dbits[slot >> 6];
   bit = (uint64_t)1 << (slot & 63);
-  if (*w & bit)
-    return;
   if (s->dlen == s->dcap) {
     list = ds__state_grow(s, s->dlist, &s->dcap, sizeof *list, s->dlen + 1);
     if (list == NULL) {
