@@ -199,7 +199,8 @@ int ds_window_checkpoint(const ds_window_t *w, int64_t since_t, ds_buf_t *out) {
   /* the held batches after since_t are the newest n */
   if (w->count > 0 && since_t < w->newest)
     n = since_t < oldest ? w->count
-                         : (size_t)((w->newest - since_t) / w->step_ms);
+                         : (size_t)((w->newest - since_t + w->step_ms - 1) /
+                                    w->step_ms);
   first = w->count - n;
   err = ds_frame_begin(out, 0, &start);
   if (err == 0)

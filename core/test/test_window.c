@@ -323,6 +323,27 @@ static void test_bad_checkpoints_change_nothing(void) {
   CHECK_EQ_INT(ds_window_push(&w, 3000, "ccc", 3), 0);
   CHECK_EQ_INT(ds_window_push(&w, 4000, "dddd", 4), 0);
   CHECK_EQ_INT(ds_window_checkpoint(&w, 2000, &later), 0);
+  /* since a time between two batches: those after it */
+  {
+    ds_buf_t mid;
+    ds_window_t m;
+    ds_buf_init(&mid);
+    ds_window_init(&m, 1000, 3000);
+    CHECK_EQ_INT(ds_window_checkpoint(&w, 1500, &mid), 0);
+    CHECK_EQ_INT(ds_window_restore(&m, mid.data, mid.len, errbuf, sizeof errbuf), 0);
+    CHECK(same_buffer(&w, &m));
+    ds_buf_close(&mid);
+    ds_window_close(&m);
+    ds_buf_init(&mid);
+    ds_window_init(&m, 1000, 3000);
+    CHECK_EQ_INT(ds_window_checkpoint(&w, 2500, &mid), 0);
+    CHECK_EQ_INT(ds_window_restore(&m, mid.data, mid.len, errbuf, sizeof errbuf), DS_EINVAL);
+    CHECK_EQ_INT(ds_window_push(&m, 2000, "bb", 2), 0);
+    CHECK_EQ_INT(ds_window_restore(&m, mid.data, mid.len, errbuf, sizeof errbuf), 0);
+    CHECK(same_buffer(&w, &m));
+    ds_buf_close(&mid);
+    ds_window_close(&m);
+  }
   /* the later one alone does not follow */
   CHECK_EQ_INT(ds_window_restore(&r, later.data, later.len, errbuf, sizeof errbuf), DS_EINVAL);
   CHECK(strstr(errbuf, "held 3 batches up to 4000, this one would hold fewer") != NULL);
