@@ -61,6 +61,7 @@ ds_state_t *ds_state_new(int64_t timeout_ms) {
   ds_buf_init(&s->scratch);
   ds_buf_init(&s->removed);
   ds_buf_init(&s->ckpt);
+  s->applied = -1;
   return s;
 }
 
@@ -91,6 +92,7 @@ void ds_state_clear(ds_state_t *s) {
   ds_buf_init(&empty.scratch);
   ds_buf_init(&empty.removed);
   ds_buf_init(&empty.ckpt);
+  empty.applied = -1;
   *s = empty;
 }
 

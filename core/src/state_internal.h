@@ -138,7 +138,9 @@ struct ds_state_s {
   uint32_t dlen, dcap;
   ds_buf_t removed;  /* keys removed since, as codec values */
   uint32_t nremoved;
-  ds_buf_t ckpt;     /* ds_state_checkpoint()'s bytes */
+  ds_buf_t ckpt;     /* ds_state_checkpoint()'s bytes, or the slots whose
+                        key the last ds_state_apply() changed (int32) */
+  int applied;       /* how many of those, -1 for every slot */
   /* accounting */
   size_t memory; /* bytes allocated, but for scratch */
   uint64_t visited, compactions;

@@ -604,6 +604,7 @@ int ds_state_checkpoint(ds_state_t *s, int full, int64_t now_ms,
   int err;
   if (!full && !s->tracking)
     return DS_ESTATE;
+  s->applied = -1;
   ds_buf_truncate(&s->ckpt, 0);
   err = full ? ds_state_snapshot(s, now_ms, &s->ckpt)
              : delta_write(s, now_ms, &s->ckpt);
@@ -620,6 +621,7 @@ int ds_state_checkpoint(ds_state_t *s, int full, int64_t now_ms,
 
 void ds_state_checkpoint_free(ds_state_t *s) {
   ds_buf_close(&s->ckpt);
+  s->applied = -1;
 }
 
 /* The delta header frame: [name, version, sets, removed, timeout, time,
@@ -677,6 +679,24 @@ static int delta_key(reader_t *rd, ds_cursor_t *c, probe_t *k) {
   return 0;
 }
 
+/* Note a slot whose key the delta being applied removes or inserts; out of
+ * memory for the note: every slot may have changed. */
+static void applied_note(ds_state_t *s, int slot) {
+  int32_t v = slot;
+  if (s->applied < 0)
+    return;
+  if (ds_buf_append(&s->ckpt, &v, sizeof v) != 0) {
+    s->applied = -1;
+    return;
+  }
+  s->applied++;
+}
+
+int ds_state_applied(const ds_state_t *s, const int32_t **slots) {
+  *slots = (const int32_t *)s->ckpt.data;
+  return s->applied;
+}
+
 /* Go through a delta: check it (apply 0: nothing changes), or apply it
  * (after a check passed: then only out of memory can fail). Removals come
  * first, then the keys set, as delta_write() wrote them. */
@@ -686,8 +706,10 @@ static int delta_walk(ds_state_t *s, reader_t *rd, int apply) {
   int err = read_delta_header(rd, h);
   if (err != 0)
     return err;
-  if (apply && h[5])
+  if (apply && h[5]) {
     ds_state_clear(s);
+    s->applied = -1;
+  }
   time = h[4];
   last = h[5] || s->timeout == 0 ? INT64_MIN : s->last_time;
   while (got < (uint64_t)h[2]) { /* removed keys */
@@ -709,6 +731,7 @@ static int delta_walk(ds_state_t *s, reader_t *rd, int apply) {
       if ((err = delta_key(rd, &c, &k)) != 0)
         return err;
       if (apply && (slot = index_find(s, &k, &pos)) >= 0) {
+        applied_note(s, slot);
         queue_drop(s, (uint32_t)slot);
         remove_at(s, (uint32_t)slot, pos);
       }
@@ -752,10 +775,15 @@ static int delta_walk(ds_state_t *s, reader_t *rd, int apply) {
       if ((err = delta_key(rd, &c, &k)) != 0 ||
           (err = read_item(rd, &c, 0, &value)) != 0)
         return err;
-      if (apply && (err = ds__state_put(s, &k, &value, time)) < 0)
-        return ds__error_fill(rd->errbuf, rd->errlen, err,
-                              "state delta: key at offset %zu: %s", at,
-                              ds_strerror(err));
+      if (apply) {
+        uint32_t before = s->count;
+        if ((err = ds__state_put(s, &k, &value, time)) < 0)
+          return ds__error_fill(rd->errbuf, rd->errlen, err,
+                                "state delta: key at offset %zu: %s", at,
+                                ds_strerror(err));
+        if (s->count != before)
+          applied_note(s, err);
+      }
     }
     got += f.count;
     rd->pos += f.size;
@@ -797,11 +825,17 @@ int ds_state_apply(ds_state_t *s, const char *data, size_t len, char *errbuf,
                             "state delta: %zu bytes after its end at offset "
                             "%lld", len - (size_t)n, (long long)n);
     rd.pos = 0;
-    if ((err = delta_walk(s, &rd, 1)) != 0)
+    ds_buf_truncate(&s->ckpt, 0);
+    s->applied = 0;
+    err = delta_walk(s, &rd, 1);
+    if (err != 0) {
+      s->applied = -1;
       return err;
+    }
     if (s->tracking)
       ds__track_restart(s);
   } else {
+    s->applied = -1;
     n = ds_state_restore(s, data, len, errbuf, errlen);
     if (n < 0)
       return (int)n;

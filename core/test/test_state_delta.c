@@ -363,6 +363,43 @@ static void test_many_keys_round_trip(void) {
   ds_state_free(b);
 }
 
+/* ds_state_applied(): the slots whose key a delta removed or inserted, so
+ * that Lua can mend its tables of keys by slot without a pass over all. */
+static void test_applied_slots(void) {
+  ds_state_t *a = ds_state_new(0), *b = ds_state_new(0);
+  const int32_t *slots;
+  const char *data;
+  size_t len;
+  int i, n, s5, s7, s100;
+  CHECK_EQ_INT(ds_state_track(a), 0);
+  for (i = 0; i < 10; i++)
+    CHECK(ds_state_put_num_num(a, i, i, 1000) >= 0);
+  CHECK_EQ_INT(ds_state_checkpoint(a, 1, 1000, &data, &len), 0);
+  CHECK_EQ_INT(ds_state_apply(b, data, len, NULL, 0), 0);
+  CHECK_EQ_INT(ds_state_applied(b, &slots), -1); /* a snapshot */
+  s5 = ds_state_get_num(b, 5, NULL);
+  s7 = ds_state_get_num(b, 7, NULL);
+  ds_state_remove_num(a, 5);
+  ds_state_remove_num(a, 7);
+  CHECK(ds_state_put_num_num(a, 3, 33, 2000) >= 0); /* a value only */
+  CHECK(ds_state_put_num_num(a, 100, 1, 2000) >= 0);
+  CHECK_EQ_INT(ds_state_checkpoint(a, 0, 2000, &data, &len), 0);
+  CHECK_EQ_INT(ds_state_apply(b, data, len, NULL, 0), 0);
+  n = ds_state_applied(b, &slots);
+  CHECK_EQ_INT(n, 3);
+  s100 = ds_state_get_num(b, 100, NULL);
+  if (n == 3) {
+    CHECK_EQ_INT(slots[0], s5);
+    CHECK_EQ_INT(slots[1], s7);
+    CHECK_EQ_INT(slots[2], s100);
+  }
+  CHECK(same_state(a, b));
+  ds_state_checkpoint_free(b);
+  CHECK_EQ_INT(ds_state_applied(b, &slots), -1);
+  ds_state_free(a);
+  ds_state_free(b);
+}
+
 int main(void) {
   ds_test_begin();
   test_random_without_timeout();
@@ -372,5 +409,6 @@ int main(void) {
   test_bad_delta_changes_nothing();
   test_out_of_memory_keeps_deltas_right();
   test_many_keys_round_trip();
+  test_applied_slots();
   return ds_test_end("test_state_delta");
 }

@@ -139,6 +139,12 @@ void ds_state_checkpoint_free(ds_state_t *s);
  * (DS_ENOMEM while applying one leaves it part applied). */
 int ds_state_apply(ds_state_t *s, const char *data, size_t len, char *errbuf,
                    size_t errlen);
+/* Right after ds_state_apply() of a delta: the number of slots whose key
+ * it removed or inserted, in order (a slot may come twice), in *slots (the
+ * store's, valid until the next checkpoint, apply or free); -1 when any
+ * slot may have changed (a snapshot, a delta that emptied the store first,
+ * a failed apply). */
+int ds_state_applied(const ds_state_t *s, const int32_t **slots);
 
 /* As in error.h: the symbolic name ("ENOMEM") and the message of a DS_E*
  * code, static strings, for the errors of the calls above. */

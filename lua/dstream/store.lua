@@ -413,6 +413,7 @@ end
 --- onto the store the checkpoints before it rebuilt.
 
 local ckpt_data, ckpt_len = ffi.new("const char *[1]"), ffi.new("size_t[1]")
+local applied_slots = ffi.new("const int32_t *[1]")
 local errbuf_len = 512
 local errbuf = ffi.new("char[?]", errbuf_len)
 
@@ -456,16 +457,45 @@ local function rebuild_keys(st)
     st.keys, st.slots, st.top = keys, slots, top
 end
 
+-- A store that keeps keys by slot, after a delta: its two tables updated
+-- for the n slots at slots whose key the delta removed or inserted.
+local function update_keys(st, slots, n)
+    local keys, by_key = st.keys, st.slots
+    for i = 0, n - 1 do
+        local slot = slots[i]
+        local k = keys[slot]
+        if k ~= nil then
+            if type(k) == "string" and by_key[k] == slot then by_key[k] = nil end
+            keys[slot] = nil
+        end
+    end
+    local p, kitem = st.p, st.kitem
+    for i = 0, n - 1 do
+        local slot = slots[i]
+        if keys[slot] == nil and key_at(p, slot, kitem) >= 0 then
+            local k = item_value(kitem)
+            keys[slot] = k
+            if type(k) == "string" then by_key[k] = slot end
+            if slot >= st.top then st.top = slot + 1 end
+        end
+    end
+end
+
 --- Apply a checkpoint's string: a snapshot (the store must be empty) or a
 --- delta (onto the state the checkpoints before it gave). Raises with what
---- went wrong and at which byte offset; a bad delta changes nothing.
+--- went wrong and at which byte offset; a bad delta changes nothing. A store
+--- that keeps keys by slot updates its tables for the keys a delta removed
+--- or inserted (all of them after a snapshot).
 function Store:restore(data)
     if type(data) ~= "string" then
         error(sformat("%s: restore wants a checkpoint string, got %s", self.opname, type(data)), 2)
     end
     errbuf[0] = 0
     local rc = C.ds_state_apply(self.p, data, #data, errbuf, errbuf_len)
-    if self.keys then rebuild_keys(self) end
+    if self.keys then
+        local n = C.ds_state_applied(self.p, applied_slots)
+        if n < 0 then rebuild_keys(self) else update_keys(self, applied_slots[0], n) end
+    end
     if self.jslot then self.nj = 0 end
     if rc < 0 then
         local why = errbuf[0] ~= 0 and ffi.string(errbuf) or ffi.string(C.ds_strerror(rc))

@@ -192,6 +192,41 @@ describe("a keyed store's checkpoints", function()
         assert.equal("d", back:key(slot))
     end)
 
+    it("keeps the key tables of a store that keeps keys by slot right over many random deltas", function()
+        local draw = rng(5)
+        local ref = {}
+        local st = keystore.new("window", {keys = true})
+        st:track()
+        local back = keystore.new("window", {keys = true})
+        back:restore(st:checkpoint(true, 0))
+        for batch = 1, 200 do
+            for _ = 1, 30 do
+                local id = draw(120)
+                local k = id % 2 == 0 and ("w" .. id) or id
+                if draw(3) == 0 then
+                    remove(st, k)
+                    ref[k] = nil
+                else
+                    set(st, k, batch, batch * 1000)
+                    ref[k] = batch
+                end
+            end
+            back:restore(st:checkpoint(false, batch * 1000))
+            if batch % 20 == 0 then
+                local m, ks, vs = back:select()
+                local got = {}
+                for i = 1, m do got[ks[i]] = vs[i] end
+                assert.same(ref, got, "after batch " .. batch)
+                for k, v in pairs(ref) do
+                    local slot, value = back:lookup(k)
+                    assert.equal(v, value)
+                    assert.equal(k, back:key(slot))
+                end
+                assert.equal(-1, (back:lookup("w1")))
+            end
+        end
+    end)
+
     it("keeps the record when asked only for full checkpoints, and needs track() for a delta", function()
         local st = keystore.new("counts")
         set(st, 1, 1, 1000)
