@@ -422,6 +422,13 @@ static int64_t restore(ds_state_t *s, reader_t *rd) {
   uint64_t keys = 0, got = 0, *items = NULL;
   int64_t time, last = INT64_MIN;
   int err = read_header(rd, &keys, &time);
+  /* Each pair takes 2 bytes at least: a header claiming more (whose CRC
+   * holds: made so on purpose) allocates nothing. */
+  if (err == 0 && keys > (rd->len - rd->pos) / 2)
+    err = ds__error_fill(rd->errbuf, rd->errlen, DS_ETRUNCATED,
+                         "state snapshot: the header gives %llu keys, the "
+                         "%zu bytes from offset %zu on cannot hold them",
+                         (unsigned long long)keys, rd->len - rd->pos, rd->pos);
   if (err == 0 && keys > 0) {
     items = ds_malloc((size_t)keys * 2 * sizeof *items);
     if (items == NULL || ds__index_reserve(s, (uint32_t)keys) != 0)

@@ -169,6 +169,21 @@ static void test_a_key_twice_is_refused(void) {
                DS_ECORRUPT);
   CHECK_EQ_STR(errbuf, "state snapshot: key number 5 appears twice (first as key number 3)");
   CHECK_EQ_INT(ds_state_count(s), 0);
+  /* a header claiming more keys than the bytes can hold: nothing allocated */
+  ds_buf_truncate(&buf, 0);
+  CHECK_EQ_INT(ds_frame_begin(&buf, 0, &start), 0);
+  ds_codec_put_array(&buf, 5);
+  ds_codec_put_str(&buf, "dstream.state", 13);
+  ds_codec_put_int(&buf, 1);
+  ds_codec_put_int(&buf, 30000000);
+  ds_codec_put_int(&buf, 0);
+  ds_codec_put_int(&buf, 1000);
+  CHECK_EQ_INT(ds_frame_end(&buf, start, 1), 0);
+  ds_test_fail_after(1);
+  CHECK_EQ_INT(ds_state_restore(s, buf.data, buf.len, errbuf, sizeof errbuf),
+               DS_ETRUNCATED);
+  ds_test_fail_after(0);
+  CHECK(strstr(errbuf, "gives 30000000 keys, the 0 bytes from offset ") != NULL);
   ds_buf_close(&buf);
   ds_state_free(s);
 }
