@@ -211,6 +211,9 @@ function FileSource:read(f, t, a, n)
             f.path, skipped, skipped == 1 and "" or "s", self.max_line))
     end
     f.state, f.read_at, f.id, f.read_version, f.bytes = "read", t, identity(st), version(st), bytes
+    self.known[f.name] = f.id
+    self.took[#self.took + 1] = {f.name, f.id, bytes}
+    self.changes = self.changes + 1
     if st.mtime < os.time() * 1000 - self.window_ms then self.files[f.name] = nil end
     return n
 end
@@ -234,6 +237,7 @@ end
 function FileSource:step_read(f, st, t)
     if identity(st) ~= f.id then -- a new file under the old name
         self.files[f.name] = {state = "pending", path = f.path, name = f.name, version = version(st), since = t}
+        self.changes = self.changes + 1
     elseif version(st) ~= f.read_version then
         self:report(t, sformat("%s changed after it was read in batch %d ms (%d bytes read, %d now); "
             .. "the change is not read: write each file once, under a new name or renamed into the directory",
@@ -252,11 +256,19 @@ function FileSource:scan(t)
         return
     end
     self.scan_error = nil
-    for i = 1, #gone do self.files[gone[i]] = nil end
-    for i = 1, #changed do self:consider(changed[i]) end
+    if #gone + #changed > 0 then self.changes = self.changes + 1 end
+    for i = 1, #gone do
+        self.files[gone[i]] = nil
+        self.known[gone[i]] = nil
+    end
+    for i = 1, #changed do
+        self.known[changed[i]] = false
+        self:consider(changed[i])
+    end
 end
 
 function FileSource:take(t)
+    self.took, self.took_at = {}, t
     self:scan(t)
     local names, files = {}, self.files
     local key = next(files) -- not a generic for: spec/unit/luajit_spec.lua
@@ -274,9 +286,11 @@ function FileSource:take(t)
             self:report_once(f, t, sformat("%s not read yet: %s (retried every batch)", f.path, err))
         elseif st.dir then
             self.files[name] = nil
+            self.changes = self.changes + 1
         elseif not st.file then
             self:report(t, sformat("%s skipped: not a regular file (%s)", f.path, st.kind))
             self.files[name] = nil
+            self.changes = self.changes + 1
         elseif f.state == "pending" then
             local m = self:step_pending(f, st, t, a, n)
             if m > n then
@@ -291,15 +305,138 @@ function FileSource:take(t)
     return n, a, ends
 end
 
--- newFilesOnly = false: the files already there count as first seen at
--- start, so those unchanged by the first batch are read in it.
-function FileSource:look_at_start(names, t)
+-- A file to read that was there at start counts as first seen then, so it
+-- is read by the first batch if that finds it unchanged.
+function FileSource:look_at_start(name, t)
+    self:consider(name)
+    local f = self.files[name]
+    local st = f and core.fs_stat(f.path)
+    if st and st.file then f.version, f.since = version(st), t end
+end
+
+-- The identity of the file now at name, if it is the one the position (or
+-- a replayed batch) says was read or left alone; else nil.
+function FileSource:done_before(name)
+    local id = self.replayed[name] or (self.resumed and self.resumed[name])
+    if not id then return nil end
+    local st = core.fs_stat(self.dir .. "/" .. name)
+    return st ~= nil and identity(st) == id and id or nil
+end
+
+--- Start watching: the names there now are left alone (newFilesOnly) or read
+--- (newFilesOnly = false); after recovery, every name not read or left
+--- alone before the crash is read, whatever newFilesOnly says.
+function FileSource:start(new_only, t)
+    self.scanner = core.dirscan_new()
+    local names, err = self.scanner:update(self.dir)
+    if not names then error(self.desc .. ": " .. err, 0) end
     for i = 1, #names do
-        self:consider(names[i])
-        local f = self.files[names[i]]
-        local st = f and core.fs_stat(f.path)
-        if st and st.file then f.version, f.since = version(st), t end
+        local name = names[i]
+        self.known[name] = false
+        if self.resumed or next(self.replayed) then
+            local id = self:done_before(name)
+            if id then
+                self.known[name] = id
+            else
+                self:look_at_start(name, t)
+            end
+        elseif not new_only then
+            self:look_at_start(name, t)
+        end
     end
+    self.resumed = nil
+end
+
+--[[ Checkpoints. The position is the names of the directory not to read
+again, each with its identity (inode number and creation time): those
+read, and those left alone (there before the first start with
+newFilesOnly, hidden, filtered out, not regular files). A name missing from
+it, or holding another file now, is a file that appeared while the program
+was down: read after recovery. Its cost is the directory's names (their
+bytes plus about 30 each), encoded again only when a name came, went or
+was read. What a batch took is the names it read with their identities
+and byte counts: a replayed batch re-reads those files. ]]
+
+--- The position: the names not to read again (an encoded {name = identity}).
+function FileSource:position()
+    if self.position_cache and self.position_of == self.changes then return self.position_cache end
+    local done, files, known = {}, self.files, self.known
+    local name, id = next(known)
+    while name ~= nil do
+        local f = files[name]
+        if f == nil or f.state ~= "pending" then
+            if not id then
+                local st = core.fs_stat(self.dir .. "/" .. name)
+                id = st and identity(st)
+                known[name] = id or false
+            end
+            if id then done[name] = id end
+        end
+        name, id = next(known, name)
+    end
+    self.position_cache = core.encode_value(done)
+    self.position_of = self.changes
+    return self.position_cache
+end
+
+--- Restore the position saved by position() (before start).
+function FileSource:resume(data)
+    local done, err = core.decode_value(data)
+    if type(done) ~= "table" then
+        error(sformat("%s: the checkpoint's file position cannot be read: %s", self.desc, tostring(err)), 0)
+    end
+    self.resumed = done
+end
+
+--- What batch t read (after take(t)): nil if it read no file.
+function FileSource:input(t)
+    if #self.took == 0 or self.took_at ~= t then return nil end
+    return core.encode_value(self.took)
+end
+
+--- Re-read the files batch t read before a crash: returns n, a, ends.
+--- A file gone or replaced since is reported, its lines missing.
+function FileSource:replay(t, data)
+    local took, err = core.decode_value(data)
+    if type(took) ~= "table" then
+        error(sformat("%s: batch %d ms: the checkpoint's list of the files it read cannot be read: %s",
+            self.desc, t, tostring(err)), 0)
+    end
+    local n, a, ends = 0, {}, {}
+    for _, rec in ipairs(took) do
+        local name, id, bytes = rec[1], rec[2], rec[3]
+        local path = self.dir .. "/" .. name
+        local st, serr = core.fs_stat(path)
+        if not st then
+            self:report(t, sformat("%s, read by this batch before the crash, cannot be read again (%s): "
+                .. "the replayed batch lacks its lines", path, serr))
+        elseif identity(st) ~= id then
+            self:report(t, sformat("%s, read by this batch before the crash, was replaced by another file: "
+                .. "the replayed batch lacks its lines (the new file is read as a new one)", path))
+        else
+            local m, cnt = core.fs_read_lines(path, self.max_line)
+            if not m then -- cnt is the error
+                self:report(t, sformat("%s, read by this batch before the crash, cannot be read again (%s): "
+                    .. "the replayed batch lacks its lines", path, cnt))
+            else
+                if st.size ~= bytes then
+                    self:report(t, sformat("%s changed since this batch read it before the crash (%d bytes "
+                        .. "then, %d now): the replayed batch reads it as it is now", path, bytes, st.size))
+                end
+                for i = 1, cnt do a[n + i] = m[i] end
+                n = n + cnt
+                ends[#ends + 1] = n
+            end
+            self.replayed[name] = id
+            if self.scanner then
+                self.files[name] = nil
+                self.known[name] = id
+                self.changes = self.changes + 1
+            end
+        end
+    end
+    if #ends == 0 then ends[1] = 0 end
+    return n, a, ends
 end
 
 function FileSource:counts()
@@ -321,23 +458,26 @@ function sources.textFileStream(ctx, dir, opts)
     if opts.filter ~= nil then util.check_function("textFileStream", 2, "opts.filter", opts.filter, 3) end
     local src = setmetatable({ctx = ctx, dir = dir, filter = opts.filter, files = {},
         max_line = opts.maxLineBytes or 1024 * 1024, desc = sformat("textFileStream(%s)", dir),
-        window_ms = MIN_REMEMBER_MS}, FileSource)
+        window_ms = MIN_REMEMBER_MS, known = {}, took = {}, replayed = {}, changes = 0}, FileSource)
     local s
     s = input(ctx, {kind = "textFileStream", desc = src.desc, pairs = false,
         start = function()
             src.window_ms = math.max(MIN_REMEMBER_MS, s.remember_ms or 0, 2 * ctx.batch_ms)
-            src.scanner = core.dirscan_new()
-            local changed, err = src.scanner:update(dir)
-            if not changed then error(src.desc .. ": " .. err, 0) end
-            if opts.newFilesOnly == false then
-                src:look_at_start(changed, ctx.engine:now())
-            end
+            src:start(opts.newFilesOnly ~= false, ctx.engine:now())
         end,
         take = function(_, t)
             if not src.scanner then return RDD.empty(t, s:_rdd_id(t)) end
             local n, a, ends = src:take(t)
             return RDD.new(n, a, nil, ends, t, s:_rdd_id(t))
         end,
+        _ckpt_input = function(_, t) return src:input(t) end,
+        _ckpt_replay = function(_, t, data)
+            if data == nil then return RDD.empty(t, s:_rdd_id(t)) end
+            local n, a, ends = src:replay(t, data)
+            return RDD.new(n, a, nil, ends, t, s:_rdd_id(t))
+        end,
+        _ckpt_position = function() return src.scanner and src:position() or nil end,
+        _ckpt_resume = function(_, data) src:resume(data) end,
         close = function()
             if src.scanner then src.scanner:close() end
         end,
