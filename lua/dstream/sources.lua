@@ -64,6 +64,117 @@ function sources.queueStream(ctx, queue, oneAtATime, default)
     end})
 end
 
+-- Receiver data in the write-ahead log -----------------------------------
+
+--[[ With wal = true (ctx.wal, opened by the checkpointing at D/wal), every
+block a receiver accepts - a socket's block per blockInterval, a custom
+receiver's block per poll - is appended to the WAL under the stream's id,
+and fsynced, before it counts as received. The WAL's seq numbers grow
+across all its streams, so the blocks batch t took are the stream's blocks
+in (after, upto], after being the last seq the batch before took: that
+range (and the number of records, to check a replay) is what the pending
+file of batch t records, and a replay reads exactly those blocks back.
+
+The position saved with a checkpoint is the last seq taken. At start the
+WAL's last seq is noted before the receiver runs: the stream's blocks after
+the position (or after what replayed batches took) up to it are the data
+that waited when the process died, and go into the first batch. Blocks the
+receiver appends after start have higher seqs and come through take(). ]]
+local WalInput = {}
+WalInput.__index = WalInput
+
+local function wal_input(s, desc)
+    return setmetatable({s = s, desc = desc, taken = 0, backlog_end = 0}, WalInput)
+end
+
+--- At start, before the receiver appends anything: note where the backlog ends.
+function WalInput:open(wal)
+    self.wal = wal
+    self.backlog_end = wal:last_seq()
+end
+
+-- Records of this stream's blocks in (after, upto]; raises naming the batch.
+function WalInput:read(t, after, upto)
+    local arr, n, ends = self.wal:replay(self.s.id, after, upto)
+    if not arr then
+        error(sformat("%s: batch %d ms: the write-ahead log's blocks after seq %d up to %d could not be "
+            .. "read: %s", self.desc, t, after, upto, tostring(n)), 0)
+    end
+    return arr, n, ends
+end
+
+--- Batch t's records: the backlog (first batch after start) then the blocks
+--- taken now (arr, n, ends with the seq of the last: nil if none).
+function WalInput:take(t, arr, n, ends, last)
+    local after = self.taken
+    if self.backlog_end > self.taken then
+        local barr, bn, bends = self:read(t, self.taken, self.backlog_end)
+        self.taken = self.backlog_end
+        if bn > 0 then
+            if n > 0 then
+                for i = 1, n do barr[bn + i] = arr[i] end
+                for i = 1, #ends do bends[#bends + 1] = bn + ends[i] end
+            end
+            arr, n, ends = barr, bn + n, bends
+        end
+    end
+    if last and last > self.taken then self.taken = last end
+    self.input = {t = t, after = after, upto = self.taken, n = n}
+    return arr, n, ends
+end
+
+--- What batch t took: nil if no block.
+function WalInput:took(t)
+    local i = self.input
+    if i == nil or i.t ~= t or i.upto == i.after then return nil end
+    return core.encode_value({i.after, i.upto, i.n})
+end
+
+--- Batch t re-taken from the WAL: arr, n, ends. Blocks missing from the WAL
+--- (a torn tail cut at open, segments deleted) are reported.
+function WalInput:replay(t, data)
+    local range = core.decode_value(data)
+    if type(range) ~= "table" or type(range[1]) ~= "number" or type(range[2]) ~= "number" then
+        error(sformat("%s: batch %d ms: the checkpoint's write-ahead log range cannot be read", self.desc, t), 0)
+    end
+    local after, upto, want = range[1], range[2], range[3]
+    local arr, n, ends = self:read(t, after, upto)
+    if want and n ~= want then
+        self.s.ctx:_receiver_error(self.desc, sformat("batch %d ms: the write-ahead log holds %d of the %d "
+            .. "records this batch took before the crash (blocks after seq %d up to %d): the replayed batch "
+            .. "has those %d", t, n, want, after, upto, n))
+    end
+    if upto > self.taken then self.taken = upto end
+    return arr, n, ends
+end
+
+--- The position: the last seq taken.
+function WalInput:position() return core.encode_value(self.taken) end
+
+--- Restore the position (before start).
+function WalInput:resume(data)
+    local seq = core.decode_value(data)
+    if type(seq) ~= "number" then
+        error(sformat("%s: the checkpoint's write-ahead log position cannot be read", self.desc), 0)
+    end
+    if seq > self.taken then self.taken = seq end
+end
+
+-- The checkpoint protocol's fields of an input stream logged through w.
+local function wal_fields(fields, w)
+    fields._ckpt_input = function(_, t) return w.wal and w:took(t) or nil end
+    fields._ckpt_replay = function(s, t, data)
+        if data == nil or not w.wal then return RDD.empty(t, s:_rdd_id(t)) end
+        local arr, n, ends = w:replay(t, data)
+        return RDD.new(n, arr, nil, ends, t, s:_rdd_id(t))
+    end
+    fields._ckpt_position = function() return w.wal and w:position() or nil end
+    fields._ckpt_resume = function(_, data) w:resume(data) end
+    --- The last WAL seq a batch took (what a checkpoint covers): nil without a WAL.
+    fields._wal_taken = function() return w.wal and w.taken or nil end
+    return fields
+end
+
 -- socketTextStream ----------------------------------------------------------
 
 local SOCKET_OPTS = {maxLineBytes = true, backoffInitial = true, backoffMax = true}
@@ -84,20 +195,24 @@ function sources.socketTextStream(ctx, host, port, opts)
     local desc = sformat("socketTextStream(%s:%d)", host, port)
     local sock
     local taken = 0
-    return input(ctx, {kind = "socketTextStream", desc = desc, pairs = false, receiver = true,
+    local w = wal_input(nil, desc)
+    local s = input(ctx, wal_fields({kind = "socketTextStream", desc = desc, pairs = false, receiver = true,
         start = function()
             local err
+            if ctx.wal then w:open(ctx.wal) end
             sock, err = core.socket_new(ctx.engine, host, port, {maxLineBytes = max_line,
                 blockInterval = ctx.block_ms,
                 backoffInitial = opts.backoffInitial and util.duration_ms("backoffInitial", opts.backoffInitial),
-                backoffMax = opts.backoffMax and util.duration_ms("backoffMax", opts.backoffMax)})
+                backoffMax = opts.backoffMax and util.duration_ms("backoffMax", opts.backoffMax),
+                wal = ctx.wal, walStream = ctx.wal and w.s.id})
             if not sock then error(desc .. ": " .. err, 0) end
             sock:start()
         end,
         take = function(s, t)
             if not sock then return RDD.empty(t, s:_rdd_id(t)) end
-            local arr, n, ends = sock:take()
+            local arr, n, ends, _, last = sock:take()
             taken = taken + n
+            if w.wal then arr, n, ends = w:take(t, arr, n, ends, last) end
             return RDD.new(n, arr, nil, ends, t, s:_rdd_id(t))
         end,
         drain_errors = function(report)
@@ -120,7 +235,9 @@ function sources.socketTextStream(ctx, host, port, opts)
         closed = function()
             return sock == nil or sock:closed()
         end,
-    })
+    }, w))
+    w.s = s
+    return s
 end
 
 -- textFileStream ------------------------------------------------------------
@@ -501,6 +618,8 @@ function sources.receiverStream(ctx, r)
     local desc = sformat("receiverStream(%s)", tostring(r.name or "receiver"))
     -- Each poll's records are one block: a partition of the batch.
     local pending, npending, ends = {}, 0, {}
+    local last_seq -- with a WAL: the seq of the newest pending block
+    local held, held_err -- with a WAL: a polled block the WAL refused, retried before the next poll
     local stopped = false
     local rctx = {batchInterval = ctx.batch_ms / 1000}
     function rctx.reportError(_, msg)
@@ -511,10 +630,48 @@ function sources.receiverStream(ctx, r)
         if not ok then ctx:_receiver_error(desc, sformat("%s raised: %s", method, tostring(err))) end
         return ok, err
     end
+    local w = wal_input(nil, desc)
+    local function accept(recs, n)
+        for i = 1, n do pending[npending + i] = recs[i] end
+        npending = npending + n
+        ends[#ends + 1] = npending
+    end
+    -- With a WAL a block counts once it is in the log: true when it is.
+    -- A block the WAL refuses is held and retried (no poll meanwhile); one
+    -- the codec cannot encode can never be logged and is dropped, reported.
+    local function log(recs, n)
+        local data, err = core.encode(recs, n)
+        if not data then
+            ctx:_receiver_error(desc, sformat("poll returned a block of %d records the write-ahead log cannot "
+                .. "hold (%s): the block was dropped", n, err))
+            return false
+        end
+        local seq
+        seq, err = w.wal:append(w.s.id, data)
+        if not seq then
+            held = {recs, n}
+            if held_err ~= err then
+                ctx:_receiver_error(desc, sformat("the write-ahead log refused a block of %d records (%s): "
+                    .. "it is kept and retried, and the receiver is not polled until it is logged", n, err))
+            end
+            held_err = err
+            return false
+        end
+        held, held_err = nil, nil
+        last_seq = seq
+        return true
+    end
     local s
-    s = input(ctx, {kind = "receiverStream", desc = desc, pairs = false, receiver = true,
-        start = function() guarded("start", rctx) end,
+    s = input(ctx, wal_fields({kind = "receiverStream", desc = desc, pairs = false, receiver = true,
+        start = function()
+            if ctx.wal then w:open(ctx.wal) end
+            guarded("start", rctx)
+        end,
         poll = function(span_ms)
+            if held then
+                if not log(held[1], held[2]) then return end
+                accept(held[1], held[2])
+            end
             if stopped then return end
             local max = ctx:_poll_max(span_ms, POLL_MAX)
             local ok, recs = guarded("poll", rctx, max)
@@ -528,14 +685,14 @@ function sources.receiverStream(ctx, r)
                 ctx:_receiver_error(desc, sformat("poll returned %d records, more than the %d asked for; all were kept", n, max))
             end
             if n == 0 then return end
-            for i = 1, n do pending[npending + i] = recs[i] end
-            npending = npending + n
-            ends[#ends + 1] = npending
+            if w.wal and not log(recs, n) then return end
+            accept(recs, n)
         end,
         take = function(_, t)
-            local arr, n, blocks = pending, npending, ends
-            pending, npending, ends = {}, 0, {}
+            local arr, n, blocks, last = pending, npending, ends, last_seq
+            pending, npending, ends, last_seq = {}, 0, {}, nil
             if n == 0 then blocks = {0} end
+            if w.wal then arr, n, blocks = w:take(t, arr, n, blocks, last) end
             return RDD.new(n, arr, nil, blocks, t, s:_rdd_id(t))
         end,
         pending = function() return npending > 0 end,
@@ -546,7 +703,8 @@ function sources.receiverStream(ctx, r)
                 guarded("stop")
             end
         end,
-    })
+    }, w))
+    w.s = s
     return s
 end
 
