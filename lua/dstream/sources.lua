@@ -87,6 +87,9 @@ local function wal_input(s, desc)
     return setmetatable({s = s, desc = desc, taken = 0, backlog_end = 0}, WalInput)
 end
 
+-- The WAL: the one opened at start, or before it (a replay) the context's.
+function WalInput:log() return self.wal or self.s.ctx.wal end
+
 --- At start, before the receiver appends anything: note where the backlog ends.
 function WalInput:open(wal)
     self.wal = wal
@@ -95,7 +98,7 @@ end
 
 -- Records of this stream's blocks in (after, upto]; raises naming the batch.
 function WalInput:read(t, after, upto)
-    local arr, n, ends = self.wal:replay(self.s.id, after, upto)
+    local arr, n, ends = self:log():replay(self.s.id, after, upto)
     if not arr then
         error(sformat("%s: batch %d ms: the write-ahead log's blocks after seq %d up to %d could not be "
             .. "read: %s", self.desc, t, after, upto, tostring(n)), 0)
@@ -141,8 +144,8 @@ function WalInput:replay(t, data)
     local arr, n, ends = self:read(t, after, upto)
     if want and n ~= want then
         self.s.ctx:_receiver_error(self.desc, sformat("batch %d ms: the write-ahead log holds %d of the %d "
-            .. "records this batch took before the crash (blocks after seq %d up to %d): the replayed batch "
-            .. "has those %d", t, n, want, after, upto, n))
+            .. "records this batch took before the crash (its blocks after seq %d up to %d): the replayed "
+            .. "batch lacks the other %d", t, n, want, after, upto, want - n))
     end
     if upto > self.taken then self.taken = upto end
     return arr, n, ends
@@ -164,11 +167,11 @@ end
 local function wal_fields(fields, w)
     fields._ckpt_input = function(_, t) return w.wal and w:took(t) or nil end
     fields._ckpt_replay = function(s, t, data)
-        if data == nil or not w.wal then return RDD.empty(t, s:_rdd_id(t)) end
+        if data == nil or not w:log() then return RDD.empty(t, s:_rdd_id(t)) end
         local arr, n, ends = w:replay(t, data)
         return RDD.new(n, arr, nil, ends, t, s:_rdd_id(t))
     end
-    fields._ckpt_position = function() return w.wal and w:position() or nil end
+    fields._ckpt_position = function() return w:log() and w:position() or nil end
     fields._ckpt_resume = function(_, data) w:resume(data) end
     --- The last WAL seq a batch took (what a checkpoint covers): nil without a WAL.
     fields._wal_taken = function() return w.wal and w.taken or nil end

@@ -6,6 +6,7 @@
 local dstream = require("dstream")
 local core = require("dstream.core")
 local files = require("spec.helpers.files")
+local crash = require("spec.helpers.crash")
 local tmpdir, write = files.tmpdir, files.write
 
 -- A manual-clock context reading dir: the context, the source stream, the
@@ -229,5 +230,160 @@ describe("textFileStream's batch inputs", function()
         assert.are.same({"a1", "a2", "b1", "b2"}, replayed)
         assert.matches("b%.txt changed since this batch read it before the crash %(3 bytes then, 6 now%)", errors[1])
         ssc2:stop()
+    end)
+end)
+
+-- A custom receiver whose poll returns the next array of `blocks` (nothing
+-- once they are used up).
+local function blocks_receiver(blocks)
+    local i = 0
+    return {start = function() end, stop = function() end, poll = function()
+        i = i + 1
+        return blocks[i]
+    end}
+end
+
+-- A manual-clock context whose receivers log through the WAL in dir (as
+-- the checkpointing gives it, ctx.wal): the context, the receiver's stream
+-- of `blocks`, its batches (times in out.times) and the errors reported.
+local function logged(dir, blocks)
+    local ssc = dstream.StreamingContext{batchInterval = 1, clock = "manual"}
+    ssc.wal = assert(core.wal_open(dir))
+    local errors = {}
+    ssc:addStreamingListener{onReceiverError = function(err) errors[#errors + 1] = err.message end}
+    local s = ssc:receiverStream(blocks_receiver(blocks))
+    local out = {}
+    s:foreachRDD(function(rdd, t)
+        out[#out + 1] = rdd:collect()
+        ssc.times[#out] = t
+    end)
+    ssc.times = {}
+    return ssc, s, out, errors
+end
+
+local function close(ssc)
+    ssc:stop()
+    ssc.wal:close()
+end
+
+describe("receiverStream with a write-ahead log", function()
+    local dir
+
+    before_each(function() dir = tmpdir() end)
+    after_each(function() assert(core.fs_remove_tree(dir)) end)
+
+    it("logs each polled block before it counts", function()
+        local ssc, s, out = logged(dir, {{"a", "b"}, {"c"}})
+        ssc:start()
+        ssc:advance(2)
+        assert.are.same({{"a", "b"}, {"c"}}, out)
+        local arr, n, ends = ssc.wal:replay(s.id, 0)
+        assert.are.same({"a", "b", "c"}, {unpack(arr, 1, n)})
+        assert.are.same({2, 3}, ends)
+        close(ssc)
+    end)
+
+    it("says which WAL blocks a batch took, and a replay takes exactly those", function()
+        local ssc, s = logged(dir, {{1, 2}, {3}, {4, {k = "v"}}})
+        ssc:start()
+        ssc:advance(2)
+        local t2 = ssc.times[2]
+        local took = s:_ckpt_input(t2)
+        assert.is_string(took)
+        ssc:advance(1)
+        close(ssc)
+
+        local ssc2, s2 = logged(dir, {})
+        local rdd = s2:_ckpt_replay(t2, took)
+        assert.are.same({3}, rdd:collect())
+        assert.are.equal(t2, rdd.time)
+        close(ssc2)
+    end)
+
+    it("says nothing for a batch that took no block", function()
+        local ssc, s = logged(dir, {})
+        ssc:start()
+        ssc:advance(1)
+        assert.is_nil(s:_ckpt_input(ssc.times[1]))
+        close(ssc)
+    end)
+
+    it("puts the blocks logged after the position, and taken by no batch, into the first batch after a restart", function()
+        local ssc, s, out = logged(dir, {{"a"}, {"b"}, {"c"}})
+        ssc:start()
+        ssc:advance(1)
+        local pos = s:_ckpt_position()
+        s.poll(1000) -- "b" logged, then the process dies before a batch takes it
+        s.poll(1000)
+        close(ssc)
+        assert.are.same({{"a"}}, out)
+
+        local ssc2, s2, out2 = logged(dir, {{"d"}})
+        s2:_ckpt_resume(pos)
+        ssc2:start()
+        ssc2:advance(2)
+        assert.are.same({{"b", "c", "d"}, {}}, out2)
+        close(ssc2)
+    end)
+
+    it("takes nothing twice after replaying a pending batch", function()
+        local ssc, s = logged(dir, {{"a"}, {"b"}, {"c"}})
+        ssc:start()
+        ssc:advance(1)
+        local pos = s:_ckpt_position()
+        ssc:advance(1) -- batch 2 takes "b"; it never completes
+        local t2, took = ssc.times[2], s:_ckpt_input(ssc.times[2])
+        s.poll(1000) -- "c" logged, not taken
+        close(ssc)
+
+        local ssc2, s2, out2 = logged(dir, {})
+        s2:_ckpt_resume(pos)
+        assert.are.same({"b"}, s2:_ckpt_replay(t2, took):collect())
+        ssc2:start()
+        ssc2:advance(2)
+        assert.are.same({{"c"}, {}}, out2)
+        close(ssc2)
+    end)
+
+    it("reports a replayed batch whose blocks the WAL no longer holds in full", function()
+        local ssc, s = logged(dir, {{"a", "b"}, {"c"}})
+        ssc:start()
+        ssc:advance(2)
+        local t2 = ssc.times[2]
+        local took = s:_ckpt_input(t2)
+        close(ssc)
+        -- The newest segment cut inside its last frame: "c" is gone.
+        local seg = dir .. "/" .. core.fs_list(dir)[1]
+        local frames = crash.frames(seg)
+        crash.truncate(seg, frames[#frames].offset + 5)
+
+        local ssc2, s2, _, errors = logged(dir, {})
+        assert.are.same({}, s2:_ckpt_replay(t2, took):collect())
+        assert.matches("batch " .. t2 .. " ms: the write-ahead log holds 0 of the 1 records this batch took "
+            .. "before the crash (its blocks after seq 1 up to 2): the replayed batch lacks the other 1", errors[1], 1, true)
+        close(ssc2)
+    end)
+
+    it("holds a block the WAL refuses, reports it once and counts it only once it is logged", function()
+        local ssc, s, out, errors = logged(dir, {{"a"}, {"b"}})
+        ssc:start()
+        ssc:advance(1)
+        ssc.wal:close()
+        ssc:advance(2)
+        assert.are.same({{"a"}, {}, {}}, out)
+        assert.are.equal(1, #errors)
+        assert.matches("the write-ahead log refused a block of 1 records", errors[1], 1, true)
+        assert.is_true(s.undelivered() == 0)
+        ssc:stop()
+    end)
+
+    it("drops, with a report, a block the WAL cannot hold", function()
+        local ssc, _, out, errors = logged(dir, {{"a", print}, {"b"}})
+        ssc:start()
+        ssc:advance(2)
+        assert.are.same({{}, {"b"}}, out)
+        assert.matches("poll returned a block of 2 records the write-ahead log cannot hold", errors[1], 1, true)
+        assert.matches("the block was dropped", errors[1], 1, true)
+        close(ssc)
     end)
 end)
