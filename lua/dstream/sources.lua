@@ -122,6 +122,7 @@ function WalInput:take(t, arr, n, ends, last)
         end
     end
     if last and last > self.taken then self.taken = last end
+    self.covered = self.wal:last_seq()
     self.input = {t = t, after = after, upto = self.taken, n = n}
     return arr, n, ends
 end
@@ -173,8 +174,10 @@ local function wal_fields(fields, w)
     end
     fields._ckpt_position = function() return w:log() and w:position() or nil end
     fields._ckpt_resume = function(_, data) w:resume(data) end
-    --- The last WAL seq a batch took (what a checkpoint covers): nil without a WAL.
-    fields._wal_taken = function() return w.wal and w.taken or nil end
+    --- The WAL seq up to which every block of this stream was taken by a
+    --- batch (nil without a WAL): once the backlog is in, each take takes
+    --- every block logged, so it is the WAL's last seq at the latest take.
+    fields._ckpt_wal_covered = function() return w.wal and (w.covered or w.taken) or nil end
     return fields
 end
 

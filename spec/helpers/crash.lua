@@ -18,7 +18,8 @@ pid before the script runs (LuaJIT's -e), so a kill reaches the interpreter
 itself, not a shell around it; the shell around it records the exit status.
 p:alive(), p:signal(name), p:kill() (SIGKILL and wait), p:wait(seconds)
 (true once exited), p:finish(seconds) (SIGTERM, wait, SIGKILL if still
-there: exit status and output), p:output(). crash.kill_pid(pid) kills a process started otherwise.
+there: exit status and output), p:output(). crash.run(args, opts, seconds) runs one to its end: status and
+output. crash.kill_pid(pid) kills a process started otherwise.
 
 Files: crash.write_atomic(dir, name, data) (a hidden temporary name, then a
 rename: a file stream never sees half a file), crash.frames(path) (the codec
@@ -191,6 +192,14 @@ function crash.spawn(args, opts)
     end
     error(string.format("crash.spawn: %s never started (status %s): %s", cmd, tostring(self.status),
         self:output()), 2)
+end
+
+--- Run LuaJIT on args to its end (at most `seconds`, 30, then SIGKILL):
+--- its exit status and output.
+function crash.run(args, opts, seconds)
+    local p = crash.spawn(args, opts)
+    p:wait(seconds or 30)
+    return p:finish(0)
 end
 
 --- SIGKILL to a process this spec started some other way (its pid).
