@@ -38,5 +38,6 @@ void lds_open_codec(lua_State *L);
 void lds_open_socket(lua_State *L);
 void lds_open_fs(lua_State *L);
 void lds_open_window(lua_State *L);
+void lds_open_checkpoint(lua_State *L);
 
 #endif
