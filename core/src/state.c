@@ -59,6 +59,8 @@ ds_state_t *ds_state_new(int64_t timeout_ms) {
   s->last_time = INT64_MIN;
   s->memory = sizeof *s;
   ds_buf_init(&s->scratch);
+  ds_buf_init(&s->removed);
+  ds_buf_init(&s->ckpt);
   return s;
 }
 
@@ -68,18 +70,27 @@ static void release_all(ds_state_t *s) {
   ds__state_dealloc(s, s->index, (size_t)s->cap * sizeof *s->index);
   ds__queue_release(s);
   ds_buf_close(&s->scratch);
+  ds__state_dealloc(s, s->dbits, (size_t)s->dwords_cap * sizeof *s->dbits);
+  ds__state_dealloc(s, s->dlist, (size_t)s->dcap * sizeof *s->dlist);
+  ds_buf_close(&s->removed);
+  ds_buf_close(&s->ckpt);
 }
 
 void ds_state_clear(ds_state_t *s) {
   ds_state_t empty;
   release_all(s);
   memset(&empty, 0, sizeof empty);
+  /* A tracking store goes on tracking: the next delta starts from empty. */
+  empty.tracking = s->tracking;
+  empty.cleared = s->tracking;
   empty.timeout = s->timeout;
   empty.last_time = INT64_MIN;
   empty.memory = s->memory; /* the struct itself */
   empty.visited = s->visited;
   empty.compactions = s->compactions;
   ds_buf_init(&empty.scratch);
+  ds_buf_init(&empty.removed);
+  ds_buf_init(&empty.ckpt);
   *s = empty;
 }
 
@@ -95,7 +106,7 @@ uint32_t ds_state_count(const ds_state_t *s) {
 }
 
 size_t ds_state_memory(const ds_state_t *s) {
-  return s->memory + s->scratch.cap;
+  return s->memory + s->scratch.cap + s->removed.cap + s->ckpt.cap;
 }
 
 int64_t ds_state_timeout(const ds_state_t *s) {
@@ -209,10 +220,13 @@ static int set(ds_state_t *s, uint32_t slot, const ds_state_item_t *v,
                int64_t now) {
   int err = touch_prepare(s, now);
   if (err == 0)
+    err = track_reserve(s);
+  if (err == 0)
     err = value_store(s, entry_at(s, slot), v);
   if (err != 0)
     return err;
   touch(s, slot, 0, now);
+  track_set(s, slot);
   return 0;
 }
 
@@ -222,6 +236,8 @@ int ds__state_insert(ds_state_t *s, const probe_t *k, const ds_state_item_t *v,
   uint32_t slot;
   entry_t *e;
   int err = touch_prepare(s, now);
+  if (err == 0)
+    err = track_reserve(s);
   if (err == 0 && (uint64_t)(s->count + 1) * 5 > (uint64_t)s->cap * 4)
     err = ds__index_grow(s);
   if (err == 0)
@@ -242,6 +258,7 @@ int ds__state_insert(ds_state_t *s, const probe_t *k, const ds_state_item_t *v,
   ds__index_put(s, s->index, s->cap, k->hash, slot);
   s->count++;
   touch(s, slot, 1, now);
+  track_set(s, slot);
   return (int)slot;
 }
 
@@ -255,6 +272,11 @@ static int put(ds_state_t *s, const probe_t *k, const ds_state_item_t *v,
     return ds__state_insert(s, k, v, now);
   err = set(s, (uint32_t)slot, v, now);
   return err != 0 ? err : slot;
+}
+
+int ds__state_put(ds_state_t *s, const probe_t *k, const ds_state_item_t *v,
+                  int64_t now) {
+  return put(s, k, v, now);
 }
 
 int ds_state_put_num_num(ds_state_t *s, double key, double value,
@@ -309,9 +331,12 @@ int ds_state_touch(ds_state_t *s, int slot, int64_t now_ms) {
   int err;
   if (!slot_live(s, slot))
     return DS_EINVAL;
-  if ((err = touch_prepare(s, now_ms)) != 0)
+  if ((err = touch_prepare(s, now_ms)) != 0 || (err = track_reserve(s)) != 0)
     return err;
   touch(s, (uint32_t)slot, 0, now_ms);
+  /* Without a timeout a touch changes nothing a checkpoint holds. */
+  if (s->timeout > 0)
+    track_set(s, (uint32_t)slot);
   return 0;
 }
 

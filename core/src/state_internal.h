@@ -4,7 +4,8 @@
  * in a file of its own: state_slab.c (entry pages, blob slabs, big blobs:
  * where keys and values live), state_index.c (the Robin Hood index from a
  * key to its slot), state_queue.c (the timeout queue, its markers and live
- * bits; expiry), state_snapshot.c (snapshot and restore). state.c is the
+ * bits; expiry), state_snapshot.c (snapshot and restore, deltas),
+ * state_track.c (the record of changes a delta is made of). state.c is the
  * public API of dstream/ffi.h and dstream/state.h built from them. Each
  * file's opening comment says what its structure guarantees and costs.
  *
@@ -128,6 +129,16 @@ struct ds_state_s {
   int64_t last_time;
   /* ds_state_expire()'s copies */
   ds_buf_t scratch;
+  /* the change record (state_track.c), kept once tracking is on */
+  int tracking;
+  int cleared;       /* every key must go in the next delta */
+  uint64_t *dbits;   /* a bit per slot: in dlist */
+  uint32_t dwords, dwords_cap;
+  uint32_t *dlist;   /* slots set since the record started, each once */
+  uint32_t dlen, dcap;
+  ds_buf_t removed;  /* keys removed since, as codec values */
+  uint32_t nremoved;
+  ds_buf_t ckpt;     /* ds_state_checkpoint()'s bytes */
   /* accounting */
   size_t memory; /* bytes allocated, but for scratch */
   uint64_t visited, compactions;
@@ -538,6 +549,35 @@ static inline void touch(ds_state_t *s, uint32_t slot, int fresh, int64_t now) {
     ds__queue_touch(s, slot, fresh, now);
 }
 
+/* --- the change record (state_track.c) ------------------------------------ */
+
+/* Make room in the record for one more slot; DS_ENOMEM, nothing changed. */
+int ds__track_grow(ds_state_t *s);
+/* Make room in the per-slot bits for `slots` slots; DS_ENOMEM likewise. */
+int ds__track_bits(ds_state_t *s, uint32_t slots);
+/* Record that the key of a live slot is about to be removed. */
+void ds__track_removed(ds_state_t *s, uint32_t slot);
+/* Start the record again: nothing changed since now. */
+void ds__track_restart(ds_state_t *s);
+
+/* Reserve what track_set() needs: one place in the list. */
+static inline int track_reserve(ds_state_t *s) {
+  if (!s->tracking || s->dlen < s->dcap)
+    return 0;
+  return ds__track_grow(s);
+}
+
+/* Record that a live slot was set (after track_reserve(); cannot fail). */
+static inline void track_set(ds_state_t *s, uint32_t slot) {
+  if (s->tracking) {
+    uint64_t *w = &s->dbits[slot >> 6], bit = (uint64_t)1 << (slot & 63);
+    if ((*w & bit) == 0) {
+      *w |= bit;
+      s->dlist[s->dlen++] = slot;
+    }
+  }
+}
+
 /* --- the store's own operations (state.c) --------------------------------- */
 
 static inline int item_of(const ds_state_t *s, const uint64_t *cp,
@@ -569,10 +609,16 @@ static inline ds_state_item_t enc_item(const char *p, uint32_t len) {
  * nothing changed. */
 int ds__state_insert(ds_state_t *s, const probe_t *k, const ds_state_item_t *v,
                      int64_t now);
+/* Put v under k (present or not) at now: its slot, or a DS_E* code with
+ * nothing changed. */
+int ds__state_put(ds_state_t *s, const probe_t *k, const ds_state_item_t *v,
+                  int64_t now);
 /* Remove the live slot whose index word is at pos (its queue entry already
  * made stale or popped). */
 static inline void remove_at(ds_state_t *s, uint32_t slot, uint32_t pos) {
   entry_t *e = entry_at(s, slot);
+  if (s->tracking)
+    ds__track_removed(s, slot);
   ds__index_delete(s, pos);
   cell_drop(s, e->key);
   cell_drop(s, e->val);

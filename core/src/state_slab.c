@@ -236,6 +236,9 @@ int ds__slot_page_add(ds_state_t *s) {
   if (dir == NULL)
     return DS_ENOMEM;
   s->pages = dir;
+  if (s->tracking &&
+      ds__track_bits(s, (s->npages + 1) * PAGE_SLOTS) != 0)
+    return DS_ENOMEM;
   page = ds__state_alloc(s, page_bytes(s));
   if (page == NULL)
     return DS_ENOMEM;

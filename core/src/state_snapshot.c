@@ -21,8 +21,10 @@
  * by one word read each); frames of about 64 KiB. A restore is one insert
  * per key.
  */
+#include <stdlib.h>
 #include <string.h>
 
+#include "dstream/alloc.h"
 #include "dstream/codec.h"
 #include "internal.h"
 #include "state_internal.h"
@@ -38,6 +40,8 @@ typedef struct {
   size_t pairs; /* in it */
   int open;
 } snap_t;
+
+static int snap_close(snap_t *w);
 
 static int snap_cell(ds_buf_t *b, const ds_state_t *s, const uint64_t *cp) {
   const unsigned char *p;
@@ -57,29 +61,40 @@ static int snap_close(snap_t *w) {
   return ds_frame_end(w->out, w->start, w->pairs);
 }
 
-static int snap_pair(snap_t *w, const ds_state_t *s, uint32_t slot) {
-  const entry_t *e = entry_at(s, slot);
+/* Open a frame of records (flags 0) or pairs unless one is open. */
+static int snap_open(snap_t *w, unsigned flags) {
   int err;
-  if (!w->open) {
-    err = ds_frame_begin(w->out, DS_FRAME_PAIRS, &w->start);
-    if (err != 0)
-      return err;
-    w->open = 1;
-    w->pairs = 0;
-  }
-  err = snap_cell(w->out, s, &e->key);
-  if (err == 0)
-    err = snap_cell(w->out, s, &e->val);
+  if (w->open)
+    return 0;
+  err = ds_frame_begin(w->out, flags, &w->start);
   if (err != 0)
     return err;
+  w->open = 1;
+  w->pairs = 0;
+  return 0;
+}
+
+/* Count one more record in the open frame, closing it once big enough. */
+static int snap_counted(snap_t *w) {
   w->pairs++;
   if (w->out->len - w->start - DS_FRAME_HEADER_LEN >= SNAP_FRAME_TARGET)
     return snap_close(w);
   return 0;
 }
 
-/* A frame of one record: an INT, or the header array. */
-static int snap_single(snap_t *w, const int64_t *header, int64_t time) {
+static int snap_pair(snap_t *w, const ds_state_t *s, uint32_t slot) {
+  const entry_t *e = entry_at(s, slot);
+  int err = snap_open(w, DS_FRAME_PAIRS);
+  if (err == 0)
+    err = snap_cell(w->out, s, &e->key);
+  if (err == 0)
+    err = snap_cell(w->out, s, &e->val);
+  return err != 0 ? err : snap_counted(w);
+}
+
+/* A frame of one record: an INT, or a header array of name and n INTs. */
+static int snap_single(snap_t *w, const char *name, const int64_t *header,
+                       int n, int64_t time) {
   size_t start;
   int err = snap_close(w);
   if (err == 0)
@@ -90,10 +105,10 @@ static int snap_single(snap_t *w, const int64_t *header, int64_t time) {
     err = ds_codec_put_int(w->out, time);
   } else {
     int i;
-    err = ds_codec_put_array(w->out, 5);
+    err = ds_codec_put_array(w->out, (size_t)n + 1);
     if (err == 0)
-      err = ds_codec_put_str(w->out, SNAP_NAME, strlen(SNAP_NAME));
-    for (i = 0; i < 4 && err == 0; i++)
+      err = ds_codec_put_str(w->out, name, strlen(name));
+    for (i = 0; i < n && err == 0; i++)
       err = ds_codec_put_int(w->out, header[i]);
   }
   return err != 0 ? err : ds_frame_end(w->out, start, 1);
@@ -120,7 +135,7 @@ static int snap_by_time(snap_t *w, const ds_state_t *s) {
     if (!have || mark_at(s, mi)->time != written) {
       written = mark_at(s, mi)->time;
       have = 1;
-      err = snap_single(w, NULL, written);
+      err = snap_single(w, NULL, NULL, 0, written);
     }
     if (err == 0)
       err = snap_pair(w, s, slot);
@@ -147,7 +162,7 @@ int ds_state_snapshot(const ds_state_t *s, int64_t now_ms, ds_buf_t *out) {
   header[3] = now_ms;
   w.out = out;
   w.open = 0;
-  err = snap_single(&w, header, 0);
+  err = snap_single(&w, SNAP_NAME, header, 4, 0);
   if (err == 0)
     err = s->timeout > 0 ? snap_by_time(&w, s) : snap_by_slot(&w, s);
   if (err == 0)
@@ -165,6 +180,7 @@ typedef struct {
   size_t pos;   /* of the current frame in data */
   char *errbuf;
   size_t errlen;
+  const char *what; /* "snapshot" or "delta", for messages */
 } reader_t;
 
 static int read_frame(reader_t *rd, ds_frame_t *f) {
@@ -173,7 +189,7 @@ static int read_frame(reader_t *rd, ds_frame_t *f) {
                           sizeof why);
   if (err != 0)
     return ds__error_fill(rd->errbuf, rd->errlen, err,
-                          "state snapshot: frame at offset %zu: %s", rd->pos,
+                          "state %s: frame at offset %zu: %s", rd->what, rd->pos,
                           why);
   return 0;
 }
@@ -185,8 +201,8 @@ static int read_int(reader_t *rd, ds_cursor_t *c, int64_t *out,
   ds_codec_value_t v;
   if (ds_codec_read(c, &v, NULL, 0) != 0 || v.tag != DS_CODEC_INT)
     return ds__error_fill(rd->errbuf, rd->errlen, DS_ECORRUPT,
-                          "state snapshot: %s at offset %zu is not an integer",
-                          what, at);
+                          "state %s: %s at offset %zu is not an integer",
+                          rd->what, what, at);
   *out = v.u.i;
   return 0;
 }
@@ -247,13 +263,14 @@ static int read_item(reader_t *rd, ds_cursor_t *c, int is_key,
   ds_codec_read(&one, &v, NULL, 0);
   if (len > UINT32_MAX)
     return ds__error_fill(rd->errbuf, rd->errlen, DS_ECORRUPT,
-                          "state snapshot: value at offset %zu is larger than "
-                          "4 GiB", at);
+                          "state %s: value at offset %zu is larger than "
+                          "4 GiB", rd->what, at);
   if (v.tag == DS_CODEC_INT || v.tag == DS_CODEC_DOUBLE) {
     *it = num_item(v.tag == DS_CODEC_INT ? (double)v.u.i : v.u.d);
     if (is_key && it->num != it->num)
       return ds__error_fill(rd->errbuf, rd->errlen, DS_ECORRUPT,
-                            "state snapshot: key at offset %zu is NaN", at);
+                            "state %s: key at offset %zu is NaN", rd->what,
+                            at);
   } else if (is_key && v.tag == DS_CODEC_STR) {
     *it = enc_item(v.u.str.ptr, (uint32_t)v.u.str.len);
     it->kind = DS_STATE_STR;
@@ -344,9 +361,333 @@ int64_t ds_state_restore(ds_state_t *s, const void *data, size_t len,
   rd.pos = 0;
   rd.errbuf = errbuf;
   rd.errlen = errlen;
+  rd.what = "snapshot";
   n = restore(s, &rd);
   if (n < 0)
     ds_state_clear(s);
+  else if (s->tracking)
+    ds__track_restart(s); /* what was restored is what was checkpointed */
   return n;
 }
 
+
+/* --- deltas -------------------------------------------------------------- */
+
+#define DELTA_NAME "dstream.state.delta"
+
+typedef struct {
+  int64_t time;
+  uint32_t slot;
+} tslot_t;
+
+static int tslot_cmp(const void *a, const void *b) {
+  const tslot_t *x = a, *y = b;
+  if (x->time != y->time)
+    return x->time < y->time ? -1 : 1;
+  return x->slot < y->slot ? -1 : x->slot > y->slot;
+}
+
+/* The removed keys' codec values, cut into frames of records. */
+static int delta_removed(snap_t *w, const ds_state_t *s) {
+  ds_cursor_t c;
+  uint32_t i;
+  int err = 0;
+  ds_cursor_init(&c, s->removed.data, s->removed.len);
+  for (i = 0; i < s->nremoved && err == 0; i++) {
+    const char *p;
+    size_t len;
+    ds_codec_span(&c, &p, &len, NULL, 0);
+    err = snap_open(w, 0);
+    if (err == 0)
+      err = ds_buf_append(w->out, p, len);
+    if (err == 0)
+      err = snap_counted(w);
+  }
+  return err != 0 ? err : snap_close(w);
+}
+
+/* The slots set since the record started, oldest first under time frames
+ * in a store with a timeout (the order a restore must rebuild its queue
+ * in), else in the order they were first set. */
+static int delta_sets(snap_t *w, const ds_state_t *s, const uint32_t *live,
+                      uint32_t n) {
+  tslot_t *ts;
+  uint32_t i;
+  int64_t written = 0;
+  int err = 0;
+  if (s->timeout == 0) {
+    for (i = 0; i < n && err == 0; i++)
+      err = snap_pair(w, s, live[i]);
+    return err;
+  }
+  ts = ds_malloc((size_t)(n > 0 ? n : 1) * sizeof *ts);
+  if (ts == NULL)
+    return DS_ENOMEM;
+  for (i = 0; i < n; i++) {
+    ts[i].slot = live[i];
+    ds_state_time(s, (int)live[i], &ts[i].time);
+  }
+  qsort(ts, n, sizeof *ts, tslot_cmp);
+  for (i = 0; i < n && err == 0; i++) {
+    if (i == 0 || ts[i].time != written) {
+      written = ts[i].time;
+      err = snap_single(w, NULL, NULL, 0, written);
+    }
+    if (err == 0)
+      err = snap_pair(w, s, ts[i].slot);
+  }
+  ds_free(ts);
+  return err;
+}
+
+/* A delta of the record (see DELTA FORMAT in state.h) appended to out. */
+static int delta_write(ds_state_t *s, int64_t now_ms, ds_buf_t *out) {
+  int64_t header[6];
+  uint32_t *live = NULL, n = 0, i;
+  snap_t w;
+  int err;
+  if (!s->cleared) {
+    live = ds_malloc((size_t)(s->dlen > 0 ? s->dlen : 1) * sizeof *live);
+    if (live == NULL)
+      return DS_ENOMEM;
+    for (i = 0; i < s->dlen; i++) {
+      if (slot_live(s, (int)s->dlist[i]))
+        live[n++] = s->dlist[i];
+    }
+  }
+  header[0] = DS_STATE_SNAPSHOT_VERSION;
+  header[1] = s->cleared ? s->count : n;
+  header[2] = s->cleared ? 0 : s->nremoved;
+  header[3] = s->timeout;
+  header[4] = now_ms;
+  header[5] = s->cleared;
+  w.out = out;
+  w.open = 0;
+  err = snap_single(&w, DELTA_NAME, header, 6, 0);
+  if (err == 0 && !s->cleared)
+    err = delta_removed(&w, s);
+  if (err == 0 && s->cleared)
+    err = s->timeout > 0 ? snap_by_time(&w, s) : snap_by_slot(&w, s);
+  else if (err == 0)
+    err = delta_sets(&w, s, live, n);
+  if (err == 0)
+    err = snap_close(&w);
+  ds_free(live);
+  return err;
+}
+
+int ds_state_checkpoint(ds_state_t *s, int full, int64_t now_ms,
+                        const char **data, size_t *len) {
+  int err;
+  if (!full && !s->tracking)
+    return DS_ESTATE;
+  ds_buf_truncate(&s->ckpt, 0);
+  err = full ? ds_state_snapshot(s, now_ms, &s->ckpt)
+             : delta_write(s, now_ms, &s->ckpt);
+  if (err != 0) {
+    ds_buf_close(&s->ckpt);
+    return err;
+  }
+  if (s->tracking)
+    ds__track_restart(s);
+  *data = s->ckpt.data;
+  *len = s->ckpt.len;
+  return 0;
+}
+
+void ds_state_checkpoint_free(ds_state_t *s) {
+  ds_buf_close(&s->ckpt);
+}
+
+/* The delta header frame: [name, version, sets, removed, timeout, time,
+ * cleared]; the name was checked by the caller. */
+static int read_delta_header(reader_t *rd, int64_t *h) {
+  static const char *const what[6] = {
+      "the format version", "the count of keys set",
+      "the count of keys removed", "the timeout", "the delta time",
+      "the cleared flag"};
+  ds_codec_value_t v;
+  ds_cursor_t c;
+  ds_frame_t f;
+  int i, err = read_frame(rd, &f);
+  if (err != 0)
+    return err;
+  ds_cursor_init_frame(&c, &f);
+  if (ds_codec_read(&c, &v, NULL, 0) != 0 || v.tag != DS_CODEC_ARRAY ||
+      v.u.count != 7)
+    return ds__error_fill(rd->errbuf, rd->errlen, DS_ECORRUPT,
+                          "state delta: the header at offset %zu is not an "
+                          "array of 7", rd->pos);
+  ds_codec_skip(&c, NULL, 0);
+  for (i = 0; i < 6 && err == 0; i++)
+    err = read_int(rd, &c, &h[i], what[i]);
+  if (err == 0 && h[0] != DS_STATE_SNAPSHOT_VERSION)
+    return ds__error_fill(rd->errbuf, rd->errlen, DS_EVERSION,
+                          "state delta: format version %lld, this reader "
+                          "knows version %d", (long long)h[0],
+                          DS_STATE_SNAPSHOT_VERSION);
+  if (err == 0 && (h[1] < 0 || h[1] > MAX_SLOTS || h[2] < 0 ||
+                   h[2] > UINT32_MAX || h[3] < 0 || h[5] < 0 || h[5] > 1))
+    err = ds__error_fill(rd->errbuf, rd->errlen, DS_ECORRUPT,
+                         "state delta: the header at offset %zu gives %lld "
+                         "keys set, %lld removed, a timeout of %lld ms and "
+                         "cleared %lld", rd->pos, (long long)h[1],
+                         (long long)h[2], (long long)h[3], (long long)h[5]);
+  if (err == 0)
+    rd->pos += f.size;
+  return err;
+}
+
+/* A key or a key's value read from a delta as a probe (key) or an item. */
+static int delta_key(reader_t *rd, ds_cursor_t *c, probe_t *k) {
+  size_t at = rd->pos + c->base + c->pos;
+  ds_state_item_t it;
+  int err = read_item(rd, c, 1, &it);
+  if (err != 0)
+    return err;
+  err = it.kind == DS_STATE_NUM ? probe_num(k, it.num)
+                                : probe_bytes(k, it.kind, it.ptr, it.len);
+  if (err != 0)
+    return ds__error_fill(rd->errbuf, rd->errlen, DS_ECORRUPT,
+                          "state delta: the key at offset %zu is not a key",
+                          at);
+  return 0;
+}
+
+/* Go through a delta: check it (apply 0: nothing changes), or apply it
+ * (after a check passed: then only out of memory can fail). Removals come
+ * first, then the keys set, as delta_write() wrote them. */
+static int delta_walk(ds_state_t *s, reader_t *rd, int apply) {
+  int64_t h[6], time, last;
+  uint64_t got = 0;
+  int err = read_delta_header(rd, h);
+  if (err != 0)
+    return err;
+  if (apply && h[5])
+    ds_state_clear(s);
+  time = h[4];
+  last = h[5] || s->timeout == 0 ? INT64_MIN : s->last_time;
+  while (got < (uint64_t)h[2]) { /* removed keys */
+    ds_frame_t f;
+    ds_cursor_t c;
+    uint32_t i;
+    if ((err = read_frame(rd, &f)) != 0)
+      return err;
+    if (f.flags != 0 || f.count > (uint64_t)h[2] - got)
+      return ds__error_fill(rd->errbuf, rd->errlen, DS_ECORRUPT,
+                            "state delta: frame at offset %zu is not a frame "
+                            "of the %lld keys removed", rd->pos,
+                            (long long)h[2]);
+    ds_cursor_init_frame(&c, &f);
+    for (i = 0; i < f.count; i++) {
+      probe_t k;
+      uint32_t pos;
+      int slot;
+      if ((err = delta_key(rd, &c, &k)) != 0)
+        return err;
+      if (apply && (slot = index_find(s, &k, &pos)) >= 0) {
+        queue_drop(s, (uint32_t)slot);
+        remove_at(s, (uint32_t)slot, pos);
+      }
+    }
+    got += f.count;
+    rd->pos += f.size;
+  }
+  got = 0;
+  while (got < (uint64_t)h[1]) { /* keys set, under time frames */
+    ds_frame_t f;
+    ds_cursor_t c;
+    uint32_t i;
+    if ((err = read_frame(rd, &f)) != 0)
+      return err;
+    ds_cursor_init_frame(&c, &f);
+    if (!(f.flags & DS_FRAME_PAIRS)) {
+      if (f.count != 1)
+        return ds__error_fill(rd->errbuf, rd->errlen, DS_ECORRUPT,
+                              "state delta: frame at offset %zu is neither "
+                              "pairs nor a time", rd->pos);
+      if ((err = read_int(rd, &c, &time, "the time")) != 0)
+        return err;
+      rd->pos += f.size;
+      continue;
+    }
+    if (f.count > (uint64_t)h[1] - got)
+      return ds__error_fill(rd->errbuf, rd->errlen, DS_ECORRUPT,
+                            "state delta: frame at offset %zu holds more keys "
+                            "than the header's %lld", rd->pos,
+                            (long long)h[1]);
+    if (s->timeout > 0 && time < last)
+      return ds__error_fill(rd->errbuf, rd->errlen, DS_ECORRUPT,
+                            "state delta: the keys at offset %zu go back in "
+                            "time (%lld after %lld)", rd->pos,
+                            (long long)time, (long long)last);
+    last = time;
+    for (i = 0; i < f.count; i++) {
+      size_t at = rd->pos + c.base + c.pos;
+      ds_state_item_t value;
+      probe_t k;
+      if ((err = delta_key(rd, &c, &k)) != 0 ||
+          (err = read_item(rd, &c, 0, &value)) != 0)
+        return err;
+      if (apply && (err = ds__state_put(s, &k, &value, time)) < 0)
+        return ds__error_fill(rd->errbuf, rd->errlen, err,
+                              "state delta: key at offset %zu: %s", at,
+                              ds_strerror(err));
+    }
+    got += f.count;
+    rd->pos += f.size;
+  }
+  return 0;
+}
+
+int ds_state_apply(ds_state_t *s, const char *data, size_t len, char *errbuf,
+                   size_t errlen) {
+  ds_codec_value_t v;
+  ds_cursor_t c;
+  ds_frame_t f;
+  reader_t rd;
+  int64_t n;
+  int err;
+  rd.data = (const unsigned char *)data;
+  rd.len = len;
+  rd.pos = 0;
+  rd.errbuf = errbuf;
+  rd.errlen = errlen;
+  rd.what = "checkpoint";
+  if ((err = read_frame(&rd, &f)) != 0)
+    return err;
+  ds_cursor_init_frame(&c, &f);
+  if (f.flags != 0 || f.count != 1 || ds_codec_read(&c, &v, NULL, 0) != 0 ||
+      v.tag != DS_CODEC_ARRAY || ds_codec_read(&c, &v, NULL, 0) != 0 ||
+      v.tag != DS_CODEC_STR)
+    return ds__error_fill(errbuf, errlen, DS_ECORRUPT,
+                          "state checkpoint: the frame at offset 0 is not a "
+                          "state snapshot or delta header");
+  if (v.u.str.len == strlen(DELTA_NAME) &&
+      memcmp(v.u.str.ptr, DELTA_NAME, v.u.str.len) == 0) {
+    rd.what = "delta";
+    if ((err = delta_walk(s, &rd, 0)) != 0)
+      return err;
+    n = (int64_t)rd.pos;
+    if ((size_t)n != len)
+      return ds__error_fill(errbuf, errlen, DS_ECORRUPT,
+                            "state delta: %zu bytes after its end at offset "
+                            "%lld", len - (size_t)n, (long long)n);
+    rd.pos = 0;
+    if ((err = delta_walk(s, &rd, 1)) != 0)
+      return err;
+    if (s->tracking)
+      ds__track_restart(s);
+  } else {
+    n = ds_state_restore(s, data, len, errbuf, errlen);
+    if (n < 0)
+      return (int)n;
+    if ((size_t)n != len) {
+      ds_state_clear(s);
+      return ds__error_fill(errbuf, errlen, DS_ECORRUPT,
+                            "state snapshot: %zu bytes after its end at "
+                            "offset %lld", len - (size_t)n, (long long)n);
+    }
+  }
+  return 0;
+}

@@ -120,6 +120,26 @@ int ds_state_fold_bytes(ds_state_t *s, int kind, const char *key,
                         uint32_t klen, double v, int op, int64_t now_ms,
                         ds_state_item_t *old);
 
+/* CHECKPOINTS, per batch (dstream/state.h: SNAPSHOT FORMAT, DELTA FORMAT).
+ * Start recording the store's changes (idempotent): 0 or DS_ENOMEM. */
+int ds_state_track(ds_state_t *s);
+/* A checkpoint at batch time now_ms: with full, a snapshot of every key;
+ * else a delta of the changes since the record started (DS_ESTATE if the
+ * store is not tracking). Either way the record starts again. 0 with the
+ * bytes in *data, *len (the store's, valid until the next checkpoint,
+ * ds_state_checkpoint_free() or free), or DS_ENOMEM with the record kept. */
+int ds_state_checkpoint(ds_state_t *s, int full, int64_t now_ms,
+                        const char **data, size_t *len);
+/* Free the bytes of the last checkpoint. */
+void ds_state_checkpoint_free(ds_state_t *s);
+/* Apply len bytes, exactly one snapshot (the store must be empty) or one
+ * delta, onto the store; a tracking store's record starts again. 0, or a
+ * DS_E* code with errbuf (may be NULL) saying what and at which byte
+ * offset: a bad snapshot leaves the store empty, a bad delta unchanged
+ * (DS_ENOMEM while applying one leaves it part applied). */
+int ds_state_apply(ds_state_t *s, const char *data, size_t len, char *errbuf,
+                   size_t errlen);
+
 /* As in error.h: the symbolic name ("ENOMEM") and the message of a DS_E*
  * code, static strings, for the errors of the calls above. */
 const char *ds_err_name(int err);

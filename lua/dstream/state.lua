@@ -111,14 +111,51 @@ end
 
 -- mapWithState ------------------------------------------------------------------
 
+local function new_store(s)
+    return keystore.new(s.kind, {timeout_ms = s.spec and s.spec.timeout_ms})
+end
+
 local function store_of(s, t)
     local store = s.store
     if not store then
-        store = keystore.new(s.kind, {timeout_ms = s.spec and s.spec.timeout_ms})
+        store = new_store(s)
         if s.initial then store:load(s.initial, t) end
         s.store = store
     end
     return store
+end
+
+-- Checkpoints (dstream.checkpoint): the keyed store, a snapshot ("F" and
+-- the store's snapshot) the first time and when asked for a full one, else
+-- its changes since the previous save ("D" and the store's delta). Before
+-- the first batch there is no store yet, and nothing to save: recovery then
+-- leaves the initial state to be loaded at the first batch, as it would be.
+
+local function ckpt_save(s, full, t)
+    local store = s.store
+    if store == nil then return nil end
+    if not s.ckpt_tracked then
+        store:track()
+        s.ckpt_tracked, full = true, true
+    end
+    return (full and "F" or "D") .. store:checkpoint(full, t)
+end
+
+-- The chain's strings from the newest snapshot on: the store as it was
+-- saved; the initial state is not loaded again.
+local function ckpt_restore(s, datas)
+    local from
+    for i = #datas, 1, -1 do
+        if datas[i]:sub(1, 1) == "F" then
+            from = i
+            break
+        end
+    end
+    if from == nil then error("the checkpoint holds changes of its state but no snapshot to apply them to", 0) end
+    local store = new_store(s)
+    for i = from, #datas do store:restore(datas[i]:sub(2)) end
+    store:track()
+    s.store, s.ckpt_tracked = store, true
 end
 
 -- The timeout call of key k, whose last state was v, in batch b.
@@ -190,6 +227,7 @@ function DStream:mapWithState(spec)
     end
     local s = DStream.new(self.ctx, {kind = "mapWithState", parents = {self}, pairs = false,
         spec = spec, initial = spec.initial, state_obj = setmetatable({}, State),
+        _ckpt_save = ckpt_save, _ckpt_restore = ckpt_restore,
         _compute = function(s, t)
             local r = s.parents[1]:_rdd(t)
             if r == nil then return nil end
@@ -283,7 +321,7 @@ function DStream:updateStateByKey(f, initialRDD)
         error("updateStateByKey: argument #2 (initialRDD) must be a pair RDD (e.g. ssc:parallelizePairs{...})", 2)
     end
     local s = DStream.new(self.ctx, {kind = "updateStateByKey", parents = {self}, pairs = true,
-        f = f, initial = initialRDD,
+        f = f, initial = initialRDD, _ckpt_save = ckpt_save, _ckpt_restore = ckpt_restore,
         _compute = function(s, t)
             local r = s.parents[1]:_rdd(t)
             if r == nil then return nil end

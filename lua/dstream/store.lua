@@ -405,6 +405,75 @@ function Store:load(rdd, t)
     end
 end
 
+--- CHECKPOINTS (dstream/state.h: SNAPSHOT FORMAT, DELTA FORMAT): a full
+--- checkpoint is a snapshot of every key; once track() has been called, a
+--- delta holds the keys set since the previous checkpoint (with their
+--- times, in a store with a timeout) and the keys removed, expired ones
+--- included. restore() applies a snapshot onto an empty store, or a delta
+--- onto the store the checkpoints before it rebuilt.
+
+local ckpt_data, ckpt_len = ffi.new("const char *[1]"), ffi.new("size_t[1]")
+local errbuf_len = 512
+local errbuf = ffi.new("char[?]", errbuf_len)
+
+--- Start recording changes for delta checkpoints (idempotent).
+function Store:track()
+    check(C.ds_state_track(self.p), self)
+end
+
+--- A checkpoint at batch time t_ms, as a string: a snapshot of every key
+--- when full, else the changes since the previous checkpoint (or since
+--- track()). Either way the record of changes starts again. Raises on
+--- out of memory.
+function Store:checkpoint(full, t_ms)
+    local p = self.p
+    local rc = C.ds_state_checkpoint(p, full and 1 or 0, t_ms, ckpt_data, ckpt_len)
+    if rc < 0 then
+        if ffi.string(C.ds_err_name(rc)) == "ESTATE" then
+            error(sformat("%s: a delta checkpoint of a state store that does not track its changes "
+                .. "(track() first)", self.opname), 2)
+        end
+        check(rc, self)
+    end
+    local data = ffi.string(ckpt_data[0], ckpt_len[0])
+    C.ds_state_checkpoint_free(p)
+    return data
+end
+
+-- A store that keeps keys by slot: its two tables made again from C.
+local function rebuild_keys(st)
+    local keys, slots, top = {}, {}, 0
+    local p, kitem = st.p, st.kitem
+    local slot = next_slot(p, -1)
+    while slot >= 0 do
+        key_at(p, slot, kitem)
+        local k = item_value(kitem)
+        keys[slot] = k
+        if type(k) == "string" then slots[k] = slot end
+        top = slot + 1
+        slot = next_slot(p, slot)
+    end
+    st.keys, st.slots, st.top = keys, slots, top
+end
+
+--- Apply a checkpoint's string: a snapshot (the store must be empty) or a
+--- delta (onto the state the checkpoints before it gave). Raises with what
+--- went wrong and at which byte offset; a bad delta changes nothing.
+function Store:restore(data)
+    if type(data) ~= "string" then
+        error(sformat("%s: restore wants a checkpoint string, got %s", self.opname, type(data)), 2)
+    end
+    errbuf[0] = 0
+    local rc = C.ds_state_apply(self.p, data, #data, errbuf, errbuf_len)
+    if self.keys then rebuild_keys(self) end
+    if self.jslot then self.nj = 0 end
+    if rc < 0 then
+        local why = errbuf[0] ~= 0 and ffi.string(errbuf) or ffi.string(C.ds_strerror(rc))
+        error(sformat("%s: cannot restore the state from its checkpoint (%d bytes): %s (%s)", self.opname,
+            #data, why, ffi.string(C.ds_err_name(rc))), 2)
+    end
+end
+
 --- Free the store's memory now (it is freed when collected otherwise).
 function Store:free()
     C.ds_state_free(ffi.gc(self.p, nil))

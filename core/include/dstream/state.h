@@ -29,6 +29,26 @@
  * timeout restoring such a snapshot gives every key the snapshot's time.
  * Reading checks every frame (CRC, structure) and that exactly <keys>
  * distinct keys follow the header.
+ *
+ * DELTA FORMAT: ds_state_checkpoint() without `full` writes the changes
+ * since the previous checkpoint (state_track.c records them) in the same
+ * frames:
+ *
+ *   1. A header frame (flags 0) of one record, the array
+ *        ["dstream.state.delta", 1, <set>, <removed>, <timeout_ms>,
+ *         <delta time ms>, <cleared>]
+ *      (<set> keys set, <removed> keys removed, <cleared> 1 when the store
+ *      was emptied since: the reader empties it first and <set> is then
+ *      every key, <removed> 0).
+ *   2. Frames (flags 0) of records, each a key removed (written as above),
+ *      until <removed> keys have been given; a key may appear twice.
+ *   3. Pairs and time frames as in a snapshot, until <set> pairs have been
+ *      given: each key's value and, in a store with a timeout, its time.
+ *
+ * Applying a delta removes the keys removed (those absent are skipped),
+ * then puts the keys set at their times; so the store ends as the one
+ * written was at the delta's time, when it held what the one written held
+ * at the previous checkpoint. A key removed and put again is in both lists.
  */
 #ifndef DSTREAM_STATE_H
 #define DSTREAM_STATE_H

@@ -1,0 +1,449 @@
+-- Recovery from checkpoints, in process, on the manual clock: a context runs
+-- some batches and is dropped without stop() (a crash: no final checkpoint),
+-- getOrCreate builds the next one from the checkpoint directory, and the
+-- batches it runs give exactly what one context that never stopped gives.
+--
+-- The input is a queueStream whose queue the two contexts share: the first
+-- takes the entries of the batches it ran, the recovered one the rest (a
+-- queue is not recovered; here it stands for a source that is).
+local dstream = require "dstream"
+local core = require "dstream.core"
+local driver = require "dstream.driver"
+local files = require "helpers.files"
+local batches = require "helpers.batches"
+
+local function words(line) return line:gmatch("%S+") end
+
+local function copy(input)
+    local out = {}
+    for i, e in ipairs(input) do out[i] = e end
+    return out
+end
+
+local function context(dir)
+    return dstream.StreamingContext{batchInterval = 1, clock = "manual", checkpoint = dir}
+end
+
+-- A crash: the engine closed, nothing more written, no stop().
+local function crash(ssc)
+    ssc._ckpt:close()
+    driver.close_engine(ssc)
+    ssc.state = "stopped"
+end
+
+-- What build(ssc, lines) collects over n batches of input in one context.
+local function straight(input, build, n)
+    local ssc = batches.context()
+    local out = build(ssc, ssc:queueStream(copy(input))):collectBatches()
+    ssc:start()
+    ssc:advance(n or #input)
+    ssc:stop()
+    return batches.sorted_all(out)
+end
+
+-- The same with a crash after each of the batch counts in `crashes`
+-- (ascending), each time recovering with getOrCreate. Returns the batches
+-- collected, and the listener's reports.
+local function crashed(input, build, crashes, n, dir)
+    n = n or #input
+    dir = dir or files.tmpdir()
+    local queue = copy(input)
+    local outs, reports = {}, {}
+    local function create()
+        local ssc = context(dir)
+        ssc:addStreamingListener{onReceiverError = function(e) reports[#reports + 1] = e.message end}
+        outs[#outs + 1] = build(ssc, ssc:queueStream(queue)):collectBatches()
+        return ssc
+    end
+    local done = 0
+    for _, at in ipairs(crashes) do
+        local ssc = dstream.StreamingContext.getOrCreate(dir, create)
+        ssc:start()
+        ssc:advance(at - done)
+        crash(ssc)
+        done = at
+    end
+    local ssc = dstream.StreamingContext.getOrCreate(dir, create)
+    ssc:start()
+    ssc:advance(n - done)
+    ssc:stop()
+    local all = {}
+    for _, out in ipairs(outs) do
+        for _, b in ipairs(out) do all[#all + 1] = b end
+    end
+    return batches.sorted_all(all), reports
+end
+
+-- Input lines of words over `n` batches, some words in several batches,
+-- some batches empty.
+local function lines_input(n)
+    local input = {}
+    local vocab = {"a", "b", "c", "d", "e", "f"}
+    for i = 1, n do
+        local batch = {}
+        if i % 5 ~= 0 then
+            for j = 1, (i % 4) + 1 do
+                batch[#batch + 1] = vocab[(i * j) % #vocab + 1] .. " " .. vocab[(i + j) % 3 + 1]
+            end
+        end
+        input[i] = batch
+    end
+    return input
+end
+
+local function pairs_of(lines)
+    return lines:flatMap(words):mapToPair(function(w) return w, 1 end)
+end
+
+local function sum(a, b) return a + b end
+local function sub(a, b) return a - b end
+
+-- Pipelines that keep something between batches.
+local PIPELINES = {
+    ["updateStateByKey"] = function(_, lines)
+        return pairs_of(lines):updateStateByKey(function(vs, s)
+            s = s or 0
+            for i = 1, #vs do s = s + vs[i] end
+            if s > 12 then return nil end -- keys are removed too
+            return s
+        end)
+    end,
+    ["updateStateByKey with an initial state"] = function(ssc, lines)
+        return pairs_of(lines):updateStateByKey(function(vs, s) return (s or 0) + #vs end,
+            ssc:parallelizePairs{a = 100, z = 7})
+    end,
+    ["mapWithState with a timeout, and its snapshots"] = function(ssc, lines)
+        local spec = dstream.StateSpec(function(k, v, state, t)
+            if state:isTimingOut() then return {k, "expired", state:get(), t} end
+            local n = (state:getOption() or 0) + v
+            if n % 5 == 0 then
+                state:remove()
+            else
+                state:update(n)
+            end
+            return {k, n}
+        end):timeout(2):initialState(ssc:parallelizePairs{q = 1})
+        local mapped = pairs_of(lines):mapWithState(spec)
+        return mapped:union(mapped:stateSnapshots():map(function(k, v) return {"snapshot", k, v} end))
+    end,
+    ["reduceByKeyAndWindow without invF"] = function(_, lines)
+        return pairs_of(lines):reduceByKeyAndWindow(sum, 3, 1)
+    end,
+    ["reduceByKeyAndWindow with invF and filterF, slide 2"] = function(_, lines)
+        return pairs_of(lines):reduceByKeyAndWindow(sum, sub, 4, 2, function(_, v) return v > 0 end)
+    end,
+    ["reduceByKeyAndWindow with dstream.sum and dstream.subtract (in C), slide 3"] = function(_, lines)
+        return pairs_of(lines):reduceByKeyAndWindow(dstream.sum, dstream.subtract, 6, 3)
+    end,
+    ["reduceByKeyAndWindow with dstream.max (whole, in C), slide 2"] = function(_, lines)
+        return pairs_of(lines):mapValues(function() return 2 end):reduceByKeyAndWindow(dstream.max, 4, 2)
+    end,
+    ["countByValueAndWindow, slide 2"] = function(_, lines)
+        return lines:flatMap(words):countByValueAndWindow(4, 2)
+    end,
+    ["window with a slide longer than the batch"] = function(_, lines)
+        return lines:window(4, 3)
+    end,
+    ["window with a slide longer than the window"] = function(_, lines)
+        return lines:window(2, 3)
+    end,
+    ["countByWindow and reduceByWindow with invF"] = function(_, lines)
+        local n = lines:map(function(l) return #l end)
+        return n:countByWindow(3, 1):union(n:reduceByWindow(sum, sub, 4, 2):map(function(x) return -x end)
+            :window(2, 2))
+    end,
+    ["reduceByWindow without invF, slide 2"] = function(_, lines)
+        return lines:map(function(l) return #l end):reduceByWindow(math.max, 4, 2)
+    end,
+    ["groupByKeyAndWindow, slide 2"] = function(_, lines)
+        return pairs_of(lines):groupByKeyAndWindow(4, 2):mapValues(function(vs) return #vs end)
+    end,
+    ["a window of a window"] = function(_, lines)
+        return pairs_of(lines):reduceByKeyAndWindow(sum, sub, 2, 2):reduceByKeyAndWindow(sum, 6, 4)
+    end,
+}
+
+local N = 14
+
+describe("recovery with getOrCreate", function()
+    local names = {}
+    for name in pairs(PIPELINES) do names[#names + 1] = name end
+    table.sort(names)
+    for _, name in ipairs(names) do
+        local build = PIPELINES[name]
+        it("gives what a run that never stopped gives: " .. name .. ", crashed after each batch", function()
+            local input = lines_input(N)
+            local expected = straight(input, build, N)
+            for at = 1, N - 1 do
+                local got = crashed(input, build, {at}, N)
+                assert.are.same(expected, got, "crashed after batch " .. at)
+            end
+        end)
+    end
+
+    it("recovers again and again: a crash every few batches, deltas chained on the recovered state", function()
+        local input = lines_input(N)
+        for _, name in ipairs({"mapWithState with a timeout, and its snapshots",
+                "reduceByKeyAndWindow with invF and filterF, slide 2", "window with a slide longer than the batch"}) do
+            local build = PIPELINES[name]
+            assert.are.same(straight(input, build, N), (crashed(input, build, {2, 3, 7, 8, 11}, N)), name)
+        end
+    end)
+
+    it("starts the recovered clock after the checkpointed batch", function()
+        local dir = files.tmpdir()
+        local times = {}
+        local function create()
+            local ssc = context(dir)
+            ssc:queueStream({}):foreachRDD(function(_, t) times[#times + 1] = t end)
+            return ssc
+        end
+        local ssc = dstream.StreamingContext.getOrCreate(dir, create)
+        ssc:start()
+        ssc:advance(3)
+        crash(ssc)
+        ssc = dstream.StreamingContext.getOrCreate(dir, create)
+        assert.are.equal("initialized", ssc.state)
+        ssc:start()
+        ssc:advance(2)
+        ssc:stop()
+        assert.are.same({1000, 2000, 3000, 4000, 5000}, times)
+    end)
+end)
+
+describe("getOrCreate", function()
+    it("calls createFn and makes dir its checkpoint directory when it holds no checkpoint", function()
+        local dir = files.tmpdir() .. "/new/ckpt"
+        local calls = 0
+        local ssc = dstream.StreamingContext.getOrCreate(dir, function()
+            calls = calls + 1
+            local c = batches.context()
+            c:queueStream({}):print()
+            return c
+        end)
+        assert.are.equal(1, calls)
+        assert.are.equal(dir, ssc.checkpoint_dir)
+        assert.are.equal("initialized", ssc.state)
+        ssc:stop()
+    end)
+
+    it("raises for a createFn that returns no context, or one checkpointing elsewhere", function()
+        local dir = files.tmpdir()
+        local ok, err = pcall(dstream.StreamingContext.getOrCreate, dir, function() return 42 end)
+        assert.is_false(ok)
+        assert.matches("getOrCreate: createFn must return a StreamingContext, got number", err, 1, true)
+        local other = files.tmpdir()
+        ok, err = pcall(dstream.StreamingContext.getOrCreate, dir, function()
+            local c = context(other)
+            c:queueStream({}):print()
+            return c
+        end)
+        assert.is_false(ok)
+        assert.matches("the context createFn returned checkpoints to " .. other .. ", not to " .. dir, err, 1, true)
+        ok, err = pcall(dstream.StreamingContext.getOrCreate, 5, function() end)
+        assert.is_false(ok)
+        assert.matches("getOrCreate: argument #1 (dir) must be a non-empty string", err, 1, true)
+    end)
+
+    it("does not apply an initial state again after recovery", function()
+        local dir = files.tmpdir()
+        local out
+        local function create()
+            local ssc = context(dir)
+            out = ssc:queueStream({{{"a", 1}}, {{"a", 1}}}):mapToPair(function(p) return p[1], p[2] end)
+                :updateStateByKey(function(vs, s) return (s or 0) + #vs end, ssc:parallelizePairs{a = 10})
+                :collectBatches()
+            return ssc
+        end
+        local ssc = dstream.StreamingContext.getOrCreate(dir, create)
+        ssc:start()
+        ssc:advance(2)
+        crash(ssc)
+        ssc = dstream.StreamingContext.getOrCreate(dir, create)
+        ssc:start()
+        ssc:advance(1)
+        ssc:stop()
+        assert.are.same({{{"a", 12}}}, batches.plain_all(out))
+    end)
+end)
+
+-- The checkpoint files of dir: names sorted.
+local function listing(dir)
+    local names = {}
+    local p = io.popen("ls -1 '" .. dir .. "'")
+    for line in p:lines() do names[#names + 1] = line end
+    p:close()
+    table.sort(names)
+    return names
+end
+
+local function checkpoints(dir, suffix)
+    local out = {}
+    for _, name in ipairs(listing(dir)) do
+        if name:match("^checkpoint%-%d+%." .. suffix .. "$") then out[#out + 1] = name end
+    end
+    return out
+end
+
+describe("checkpoints", function()
+    it("writes a full checkpoint first and then deltas while the changes are small", function()
+        local dir = files.tmpdir()
+        local ssc = context(dir)
+        local input = {}
+        for i = 1, 12 do input[i] = {i == 1 and 2000 or 1} end
+        ssc:queueStream(input):flatMap(function(n)
+            local out = {}
+            for i = 1, n do out[i] = i end
+            return out
+        end):mapToPair(function(k) return k, 1 end):updateStateByKey(function(vs, s)
+            return (s or 0) + #vs
+        end):foreachRDD(function() end)
+        ssc:start()
+        ssc:advance(12)
+        ssc:stop()
+        local full, delta = checkpoints(dir, "full"), checkpoints(dir, "delta")
+        assert.are.same({"checkpoint-0000000000000001.full"}, full)
+        assert.are.equal(11, #delta)
+    end)
+
+    it("writes a full checkpoint again once the deltas add up to more than the last full one", function()
+        local dir = files.tmpdir()
+        local ssc = context(dir)
+        local input = {}
+        for i = 1, 10 do input[i] = {"a b c d e f g h"} end
+        local sizes = {}
+        pairs_of(ssc:queueStream(input)):updateStateByKey(function(vs, s) return (s or 0) + #vs end)
+            :foreachRDD(function() end)
+        ssc:start()
+        ssc:advance(10)
+        crash(ssc)
+        -- Every batch changes every key: a delta is about as big as a full one.
+        local full = checkpoints(dir, "full")
+        assert.is_true(#full >= 2, table.concat(listing(dir), " "))
+        for _, name in ipairs(listing(dir)) do
+            local f = io.open(dir .. "/" .. name, "rb")
+            sizes[name] = f:seek("end")
+            f:close()
+        end
+        -- Between two fulls, the deltas add up to more than the first.
+        local names = listing(dir)
+        local last_full, deltas
+        for _, name in ipairs(names) do
+            if name:match("%.full$") then
+                if last_full then assert.is_true(deltas > sizes[last_full], name) end
+                last_full, deltas = name, 0
+            elseif name:match("%.delta$") and last_full then
+                deltas = deltas + sizes[name]
+            end
+        end
+    end)
+
+    it("writes a last full checkpoint at stop{graceful = true}", function()
+        local dir = files.tmpdir()
+        local ssc = context(dir)
+        pairs_of(ssc:queueStream({{"a"}, {"b"}, {"a"}})):updateStateByKey(function(vs, s)
+            return (s or 0) + #vs
+        end):foreachRDD(function() end)
+        ssc:start()
+        ssc:advance(3)
+        local before = checkpoints(dir, "full")
+        ssc:stop{graceful = true}
+        local after = checkpoints(dir, "full")
+        assert.are.equal(#before + 1, #after)
+        local names = listing(dir)
+        assert.matches("%.full$", names[#names])
+    end)
+
+    it("uses the previous checkpoint when the newest is corrupt, and says so", function()
+        local input = lines_input(N)
+        local build = PIPELINES["reduceByKeyAndWindow with invF and filterF, slide 2"]
+        local expected = straight(input, build, N)
+        local dir = files.tmpdir()
+        local queue = copy(input)
+        local outs, reports = {}, {}
+        local function create()
+            local ssc = context(dir)
+            ssc:addStreamingListener{onReceiverError = function(e) reports[#reports + 1] = e.message end}
+            outs[#outs + 1] = build(ssc, ssc:queueStream(queue)):collectBatches()
+            return ssc
+        end
+        local ssc = dstream.StreamingContext.getOrCreate(dir, create)
+        ssc:start()
+        ssc:advance(7)
+        crash(ssc)
+        -- Flip a byte in the middle of the newest checkpoint.
+        local names = checkpoints(dir, "delta")
+        local newest = dir .. "/" .. names[#names]
+        local bytes = files.read(newest)
+        local mid = math.floor(#bytes / 2)
+        files.write(newest, bytes:sub(1, mid - 1) .. string.char((bytes:byte(mid) + 1) % 256) .. bytes:sub(mid + 1))
+        -- Batch 7 runs again: its input goes back into the queue (a source
+        -- that can be replayed does that by itself).
+        table.insert(queue, 1, input[7])
+        ssc = dstream.StreamingContext.getOrCreate(dir, create)
+        assert.is_true(#reports >= 1)
+        local said = table.concat(reports, "\n")
+        assert.matches(names[#names], said, 1, true)
+        ssc:start()
+        ssc:advance(N - 6)
+        ssc:stop()
+        -- Batches 1-7 from the first run, 7 again and the rest from the second.
+        local got = batches.sorted_all(outs[2])
+        for i = 7, N do
+            assert.are.same(expected[i], got[i - 6], "batch " .. i)
+        end
+    end)
+
+    it("re-runs a batch that failed, from the inputs recorded before it ran, with the fixed closure", function()
+        local dir = files.tmpdir()
+        local input = lines_input(8)
+        local build = PIPELINES["mapWithState with a timeout, and its snapshots"]
+        local expected = straight(input, build, 8)
+        local queue = copy(input)
+        local broken = true
+        local outs = {}
+        local function create()
+            local ssc = context(dir)
+            local lines = ssc:queueStream(queue)
+            -- An input that says what each batch took, and takes it again.
+            lines._ckpt_input = function(s, t)
+                local r = s.generated[t]
+                return core.encode(r.a, r.n)
+            end
+            lines._ckpt_replay = function(s, t, data)
+                local a, n = core.decode(data)
+                return dstream.RDD.new(n, a, nil, {n}, t, s:_rdd_id(t))
+            end
+            local out = build(ssc, lines)
+            local collected = {}
+            out:foreachRDD(function(rdd, t)
+                if broken and t == 5000 then error("a bug in batch 5") end
+                collected[#collected + 1] = rdd:collect()
+            end)
+            outs[#outs + 1] = collected
+            return ssc
+        end
+        local ssc = dstream.StreamingContext.getOrCreate(dir, create)
+        ssc:start()
+        ssc:advance(4)
+        local ok, err = pcall(ssc.advance, ssc, 1)
+        assert.is_false(ok)
+        assert.matches("a bug in batch 5", err, 1, true)
+        crash(ssc) -- the process ends on the error
+        local pending = {}
+        for _, name in ipairs(listing(dir)) do
+            if name:match("^pending") then pending[#pending + 1] = name end
+        end
+        assert.are.same({"pending-0000000000005000"}, pending)
+        broken = false
+        ssc = dstream.StreamingContext.getOrCreate(dir, create)
+        ssc:start()
+        ssc:advance(4)
+        ssc:stop()
+        local all = {}
+        for _, out in ipairs(outs) do
+            for _, b in ipairs(out) do all[#all + 1] = b end
+        end
+        assert.are.same(expected, batches.sorted_all(all))
+    end)
+end)
