@@ -243,12 +243,12 @@ local function blocks_receiver(blocks)
     end}
 end
 
--- A manual-clock context whose receivers log through the WAL in dir (as
--- the checkpointing gives it, ctx.wal): the context, the receiver's stream
--- of `blocks`, its batches (times in out.times) and the errors reported.
+-- A manual-clock context with wal = true and its checkpoints in dir (the
+-- WAL in dir/wal, ctx.wal): the context, the receiver's stream of `blocks`,
+-- its batches (their times in ssc.times) and the errors reported.
 local function logged(dir, blocks)
-    local ssc = dstream.StreamingContext{batchInterval = 1, clock = "manual"}
-    ssc.wal = assert(core.wal_open(dir))
+    local ssc = dstream.StreamingContext{batchInterval = 1, clock = "manual", checkpoint = dir, wal = true}
+    assert(ssc.wal, "wal = true opens the WAL")
     local errors = {}
     ssc:addStreamingListener{onReceiverError = function(err) errors[#errors + 1] = err.message end}
     local s = ssc:receiverStream(blocks_receiver(blocks))
@@ -263,7 +263,6 @@ end
 
 local function close(ssc)
     ssc:stop()
-    ssc.wal:close()
 end
 
 describe("receiverStream with a write-ahead log", function()
@@ -353,7 +352,7 @@ describe("receiverStream with a write-ahead log", function()
         local took = s:_ckpt_input(t2)
         close(ssc)
         -- The newest segment cut inside its last frame: "c" is gone.
-        local seg = dir .. "/" .. core.fs_list(dir)[1]
+        local seg = dir .. "/wal/" .. core.fs_list(dir .. "/wal")[1]
         local frames = crash.frames(seg)
         crash.truncate(seg, frames[#frames].offset + 5)
 
@@ -368,7 +367,7 @@ describe("receiverStream with a write-ahead log", function()
         local ssc, s, out, errors = logged(dir, {{"a"}, {"b"}})
         ssc:start()
         ssc:advance(1)
-        ssc.wal:close()
+        ssc.wal:close() -- every append fails from now on (ECLOSED)
         ssc:advance(2)
         assert.are.same({{"a"}, {}, {}}, out)
         assert.are.equal(1, #errors)
