@@ -537,11 +537,15 @@ function FileSource:replay(t, data)
             self:report(t, sformat("%s, read by this batch before the crash, was replaced by another file: "
                 .. "the replayed batch lacks its lines (the new file is read as a new one)", path))
         else
-            local m, cnt = core.fs_read_lines(path, self.max_line)
+            local m, cnt, skipped = core.fs_read_lines(path, self.max_line)
             if not m then -- cnt is the error
                 self:report(t, sformat("%s, read by this batch before the crash, cannot be read again (%s): "
                     .. "the replayed batch lacks its lines", path, cnt))
             else
+                if skipped > 0 then
+                    self:report(t, sformat("%s: %d line%s longer than maxLineBytes (%d) skipped", path, skipped,
+                        skipped == 1 and "" or "s", self.max_line))
+                end
                 if st.size ~= bytes then
                     self:report(t, sformat("%s changed since this batch read it before the crash (%d bytes "
                         .. "then, %d now): the replayed batch reads it as it is now", path, bytes, st.size))

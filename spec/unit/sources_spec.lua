@@ -247,10 +247,11 @@ end
 -- WAL in dir/wal, ctx.wal): the context, the receiver's stream of `blocks`,
 -- its batches (their times in ssc.times) and the errors reported.
 local function logged(dir, blocks)
-    local ssc = dstream.StreamingContext{batchInterval = 1, clock = "manual", checkpoint = dir, wal = true}
-    assert(ssc.wal, "wal = true opens the WAL")
+    local ssc = dstream.StreamingContext{batchInterval = 1, clock = "manual", wal = true}
     local errors = {}
     ssc:addStreamingListener{onReceiverError = function(err) errors[#errors + 1] = err.message end}
+    ssc:checkpoint(dir) -- opens the WAL, reporting to the listener what its opening cut
+    assert(ssc.wal, "wal = true opens the WAL")
     local s = ssc:receiverStream(blocks_receiver(blocks))
     local out = {}
     s:foreachRDD(function(rdd, t)
@@ -358,8 +359,9 @@ describe("receiverStream with a write-ahead log", function()
 
         local ssc2, s2, _, errors = logged(dir, {})
         assert.are.same({}, s2:_ckpt_replay(t2, took):collect())
+        assert.matches("wal-0000000000000001.log: torn tail cut", errors[1], 1, true)
         assert.matches("batch " .. t2 .. " ms: the write-ahead log holds 0 of the 1 records this batch took "
-            .. "before the crash (its blocks after seq 1 up to 2): the replayed batch lacks the other 1", errors[1], 1, true)
+            .. "before the crash (its blocks after seq 1 up to 2): the replayed batch lacks the other 1", errors[2], 1, true)
         close(ssc2)
     end)
 
