@@ -101,6 +101,10 @@ ssc:stop()
             cases[#cases + 1] = {what = string.format("bit 0x%02x of byte %d flipped", mask, off),
                 apply = function(path) crash.flip(path, off, mask) end}
         end
+        if os.getenv("DSTREAM_FAULT_VERBOSE") then
+            print(string.format("%s: %d bytes, last frame %d bytes at %d; %d damages (seed %d)", name,
+                last.offset + last.size, last.size, last.offset, #cases, seed))
+        end
         for _, case in ipairs(cases) do
             crash.remove_tree(work)
             crash.copy_tree(ckpt, work)
@@ -200,7 +204,12 @@ ssc:awaitTermination()
             last.offset + random(17, last.size - 2), last.offset + last.size - 1}
         -- The same port (the graph names it), where nothing listens now: the
         -- lines come from the log only.
-        for _, case in ipairs(damages(last, offsets, 4, random)) do
+        local cases = damages(last, offsets, 4, random)
+        if os.getenv("DSTREAM_FAULT_VERBOSE") then
+            print(string.format("%s: %d blocks, last frame %d bytes at %d holding %d of %d lines; %d damages (seed %d)",
+                seg, #frames, last.size, last.offset, #lost, n, #cases, seed))
+        end
+        for _, case in ipairs(cases) do
             crash.remove_tree(work)
             crash.copy_tree(ckpt, work)
             case.apply(work .. "/wal/" .. seg)

@@ -109,7 +109,7 @@ local function kill_and_restart(mode, kills_wanted, new_only)
         local deadline = crash.now() + 30
         local function checkpointed()
             for _, name in ipairs(crash.list(ckpt) or {}) do
-                if name:match("^checkpoint%-") then return true end
+                if name:match("^checkpoint%-%d+%.%a+$") then return true end -- not a .tmp being written
             end
             return false
         end
