@@ -361,7 +361,7 @@ describe("checkpoints", function()
 
     it("uses the previous checkpoint when the newest is corrupt, and says so", function()
         local input = lines_input(N)
-        local build = PIPELINES["reduceByKeyAndWindow with invF and filterF, slide 2"]
+        local build = PIPELINES["mapWithState with a timeout, and its snapshots"]
         local expected = straight(input, build, N)
         local dir = files.tmpdir()
         local queue = copy(input)
