@@ -79,7 +79,7 @@ describe("getOrCreate's graph check", function()
         end)
         local err = recover_error(dir, function(_, lines) totals(lines):foreachRDD(function() end) end)
         assert.matches("count#%d+: removed %(it was count%)", err)
-        assert.matches("print#%d+: removed %(it was print%)", err)
+        assert.matches("foreachRDD#%d+: removed %(it was foreachRDD%)", err)
     end)
 
     it("names a stream whose operator changed", function()
