@@ -18,6 +18,11 @@
  * through the splitter into the current block; a block is sealed (queued)
  * by the block interval timer or by a take, and a new one is allocated only
  * when the next bytes arrive.
+ *
+ * WITH A WAL a sealed block first joins the `unlogged` list, which is
+ * appended to the WAL oldest first; only an appended block moves on to the
+ * queue. The list is empty except while the WAL fails, and a block never
+ * overtakes an older one, so the queue's seqs stay in order.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -29,6 +34,7 @@
 #include "dstream/error.h"
 #include "dstream/lines.h"
 #include "dstream/socket.h"
+#include "dstream/wal.h"
 
 #define BLOCK_CAP (64 * 1024)
 #define READ_BUF (64 * 1024)
@@ -65,6 +71,11 @@ struct ds_socket_s {
   ds_block_t *cur;
   ds_blockq_t queue;
   uint64_t sealed_records;
+  ds_block_t *unlogged;         /* sealed, not yet in the WAL, oldest first */
+  ds_block_t *unlogged_tail;
+  int wal_failing;              /* the last append failed (reported once) */
+  uint64_t first_seq;           /* WAL seqs of the queue's first and last block */
+  uint64_t last_seq;
   ds_socket_report_t *reports;  /* ring of opts.max_reports */
   size_t report_head;
   size_t report_count;
@@ -143,12 +154,58 @@ static void report_failure(ds_socket_t *s, int status, const char *doing) {
 
 /* Blocks. */
 
+/* A block the WAL holds (or any block without a WAL) counts as received. */
+static void receive(ds_socket_t *s, ds_block_t *blk, uint64_t seq) {
+  s->sealed_records += blk->count;
+  if (s->queue.head == NULL)
+    s->first_seq = seq;
+  s->last_seq = seq;
+  ds_blockq_push(&s->queue, blk);
+}
+
+/* Append the unlogged blocks to the WAL, oldest first, until one fails. */
+static void log_blocks(ds_socket_t *s) {
+  char err[DS_SOCKET_MESSAGE_MAX - 160];
+  while (s->unlogged != NULL) {
+    ds_block_t *blk = s->unlogged;
+    uint64_t seq;
+    int rc = ds_wal_append_block(s->opts.wal, s->opts.wal_stream, blk, &seq, err, sizeof err);
+    if (rc != 0) {
+      s->stats.wal_errors++;
+      if (!s->wal_failing)
+        report(s, rc, "%s: write-ahead log append failed (%s); %llu lines from %s kept in memory, "
+               "retried at the next seal", ds_err_name(rc), err,
+               (unsigned long long)s->stats.wal_pending, s->peer);
+      s->wal_failing = 1;
+      return;
+    }
+    s->wal_failing = 0;
+    s->unlogged = blk->next;
+    if (s->unlogged == NULL)
+      s->unlogged_tail = NULL;
+    blk->next = NULL;
+    s->stats.wal_pending -= blk->count;
+    receive(s, blk, seq);
+  }
+}
+
 static void seal(ds_socket_t *s) {
-  if (s->cur == NULL || s->cur->count == 0)
-    return;
-  s->sealed_records += s->cur->count;
-  ds_blockq_push(&s->queue, s->cur);
-  s->cur = NULL;
+  ds_block_t *blk = s->cur;
+  if (blk != NULL && blk->count > 0) {
+    s->cur = NULL;
+    if (s->opts.wal == NULL) {
+      receive(s, blk, 0);
+      return;
+    }
+    if (s->unlogged_tail != NULL)
+      s->unlogged_tail->next = blk;
+    else
+      s->unlogged = blk;
+    s->unlogged_tail = blk;
+    s->stats.wal_pending += blk->count;
+  }
+  if (s->opts.wal != NULL)
+    log_blocks(s);
 }
 
 /* Run a splitter step (feed, or finish when p is NULL) into the current
@@ -203,6 +260,11 @@ static void destroy(ds_socket_t *s) {
   free_addrs(s);
   ds_lines_close(&s->lines);
   ds_block_free(s->cur);
+  while (s->unlogged != NULL) {
+    ds_block_t *next = s->unlogged->next;
+    ds_block_free(s->unlogged);
+    s->unlogged = next;
+  }
   ds_blockq_close(&s->queue);
   ds_free(s->reports);
   ds_free(s->peer);
@@ -473,9 +535,17 @@ int ds_socket_start(ds_socket_t *s) {
   return 0;
 }
 
-ds_block_t *ds_socket_take(ds_socket_t *s) {
+ds_block_t *ds_socket_take_seqs(ds_socket_t *s, uint64_t *first_seq, uint64_t *last_seq) {
   seal(s);
+  *first_seq = s->queue.head != NULL ? s->first_seq : 0;
+  *last_seq = s->queue.head != NULL ? s->last_seq : 0;
+  s->first_seq = s->last_seq = 0;
   return ds_blockq_take(&s->queue);
+}
+
+ds_block_t *ds_socket_take(ds_socket_t *s) {
+  uint64_t first, last;
+  return ds_socket_take_seqs(s, &first, &last);
 }
 
 size_t ds_socket_errors(ds_socket_t *s, ds_socket_report_t *out, size_t max) {
@@ -490,7 +560,9 @@ size_t ds_socket_errors(ds_socket_t *s, ds_socket_report_t *out, size_t max) {
 
 void ds_socket_stats(const ds_socket_t *s, ds_socket_stats_t *st) {
   *st = s->stats;
-  st->records = s->sealed_records + (s->cur != NULL ? s->cur->count : 0);
+  /* Without a WAL a line counts once split; with one, once in the WAL. */
+  st->records = s->sealed_records +
+                (s->cur != NULL && s->opts.wal == NULL ? s->cur->count : 0);
   st->skipped = s->lines.skipped;
 }
 

@@ -6,7 +6,7 @@
  * close asynchronously, and a socket collected while still open is freed by
  * its last close callback when the engine next runs the loop. The userdata's
  * environment holds the engine, so the engine (and its loop) is not collected
- * before the socket. */
+ * before the socket, nor is the WAL of opts.wal. */
 #include <string.h>
 
 #include "lds.h"
@@ -45,13 +45,32 @@ static void opt_integer(lua_State *L, int idx, const char *key, double min, doub
   lua_pop(L, 1);
 }
 
+/* opts.wal (a "dstream.wal") and opts.walStream; the WAL's userdata is left
+ * on the stack (nil without one) for the socket to keep. */
+static void check_wal(lua_State *L, int idx, ds_socket_opts_t *o) {
+  lua_getfield(L, idx, "wal");
+  if (!lua_isnil(L, -1)) {
+    if (luaL_testudata(L, -1, "dstream.wal") == NULL)
+      luaL_argerror(L, idx, "opts.wal must be a WAL (core.wal_open)");
+    o->wal = lds_check_wal(L, lua_gettop(L));
+    opt_integer(L, idx, "walStream", 0, 9007199254740992.0, &o->wal_stream);
+    return;
+  }
+  lua_getfield(L, idx, "walStream");
+  if (!lua_isnil(L, -1))
+    luaL_argerror(L, idx, "opts.walStream needs opts.wal");
+  lua_pop(L, 1);
+}
+
 static void check_opts(lua_State *L, int idx, ds_socket_opts_t *o) {
   static const char *const known[] = {"maxLineBytes", "blockInterval", "backoffInitial",
-                                      "backoffMax", NULL};
+                                      "backoffMax", "wal", "walStream", NULL};
   uint64_t max_line = o->max_line_bytes;
   int i;
-  if (lua_isnoneornil(L, idx))
+  if (lua_isnoneornil(L, idx)) {
+    lua_pushnil(L);
     return;
+  }
   luaL_checktype(L, idx, LUA_TTABLE);
   lua_pushnil(L);
   while (lua_next(L, idx) != 0) {
@@ -61,7 +80,8 @@ static void check_opts(lua_State *L, int idx, ds_socket_opts_t *o) {
       ok = lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), known[i]) == 0;
     if (!ok)
       luaL_argerror(L, idx, lua_pushfstring(L, "unknown option %s (allowed: maxLineBytes, "
-                                            "blockInterval, backoffInitial, backoffMax)",
+                                            "blockInterval, backoffInitial, backoffMax, "
+                                            "wal, walStream)",
                                             lua_type(L, -1) == LUA_TSTRING ?
                                             lua_tostring(L, -1) : luaL_typename(L, -1)));
   }
@@ -72,6 +92,7 @@ static void check_opts(lua_State *L, int idx, ds_socket_opts_t *o) {
   o->max_line_bytes = (size_t)max_line;
   if (o->backoff_initial_ms > o->backoff_max_ms)
     luaL_argerror(L, idx, "opts.backoffInitial must not exceed opts.backoffMax");
+  check_wal(L, idx, o);
 }
 
 /* core.socket_new(engine, host, port, opts) -> socket */
@@ -89,7 +110,8 @@ static int socket_new(lua_State *L) {
   if (!(port >= 1 && port <= 65535) || port != (lua_Number)(int)port)
     luaL_argerror(L, 3, "port must be an integer from 1 to 65535");
   o.port = (int)port;
-  check_opts(L, 4, &o);
+  lua_settop(L, 4);
+  check_opts(L, 4, &o); /* leaves the WAL (or nil) at 5 */
   u = lua_newuserdata(L, sizeof(*u));
   u->s = NULL;
   u->closed = 0;
@@ -98,9 +120,11 @@ static int socket_new(lua_State *L) {
     return lds_fail(L, rc, o.host);
   luaL_getmetatable(L, SOCKET_MT);
   lua_setmetatable(L, -2);
-  lua_createtable(L, 1, 0);
+  lua_createtable(L, 2, 0);
   lua_pushvalue(L, 1);
   lua_rawseti(L, -2, 1);
+  lua_pushvalue(L, 5);
+  lua_rawseti(L, -2, 2);
   lua_setfenv(L, -2);
   return 1;
 }
@@ -115,15 +139,18 @@ static int socket_start(lua_State *L) {
   return 1;
 }
 
-/* socket:take() -> array of lines received since the last take, n, ends:
- * where each block (one per block interval with lines) ends in the array,
- * {0} when there are none; the batch keeps each block as a partition */
+/* socket:take() -> array of lines received since the last take, n, ends,
+ * first_seq, last_seq: ends says where each block (one per block interval
+ * with lines) ends in the array, {0} when there are none; the batch keeps
+ * each block as a partition. The seqs are the WAL's of the first and last
+ * block taken, nil without a WAL or a block. */
 static int socket_take(lua_State *L) {
   lds_socket_t *u = lds_check_socket(L, 1);
   ds_block_t **box = lds_chain_new(L); /* Lua owns the chain from here */
   size_t n, end = 0;
+  uint64_t first, last;
   int nblocks = 0;
-  *box = ds_socket_take(u->s);
+  *box = ds_socket_take_seqs(u->s, &first, &last);
   lua_newtable(L);
   for (const ds_block_t *b = *box; b != NULL; b = b->next) {
     if (b->count == 0)
@@ -141,7 +168,14 @@ static int socket_take(lua_State *L) {
   lua_pushnumber(L, (lua_Number)n);
   lua_pushvalue(L, -3);
   lua_remove(L, -4);
-  return 3;
+  if (first == 0) {
+    lua_pushnil(L);
+    lua_pushnil(L);
+  } else {
+    lua_pushnumber(L, (lua_Number)first);
+    lua_pushnumber(L, (lua_Number)last);
+  }
+  return 5;
 }
 
 /* socket:errors() -> array of {time = ms, code = "ENAME", message = "..."}, drained */
@@ -171,13 +205,13 @@ static void set_number(lua_State *L, const char *key, uint64_t v) {
   lua_setfield(L, -2, key);
 }
 
-/* socket:stats() -> {records, bytes, skipped, connects, errors,
- * dropped_reports, backoff (ms), connected = bool} */
+/* socket:stats() -> {records, bytes, skipped, truncated, connects, errors,
+ * dropped_reports, backoff (ms), wal_errors, wal_pending, connected = bool} */
 static int socket_stats(lua_State *L) {
   lds_socket_t *u = lds_check_socket(L, 1);
   ds_socket_stats_t st;
   ds_socket_stats(u->s, &st);
-  lua_createtable(L, 0, 9);
+  lua_createtable(L, 0, 11);
   set_number(L, "records", st.records);
   set_number(L, "bytes", st.bytes);
   set_number(L, "skipped", st.skipped);
@@ -186,6 +220,8 @@ static int socket_stats(lua_State *L) {
   set_number(L, "errors", st.errors);
   set_number(L, "dropped_reports", st.dropped_reports);
   set_number(L, "backoff", st.backoff_ms);
+  set_number(L, "wal_errors", st.wal_errors);
+  set_number(L, "wal_pending", st.wal_pending);
   lua_pushboolean(L, st.connected);
   lua_setfield(L, -2, "connected");
   return 1;

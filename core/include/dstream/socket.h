@@ -30,6 +30,20 @@
  * callback, so the loop must still run (the engine runs it before closing).
  * Until freed, records already received stay takeable, even after a close.
  *
+ * WRITE-AHEAD LOG: with opts.wal set, every sealed block is appended to the
+ * WAL (dstream/wal.h) as stream opts.wal_stream and fdatasync()ed before it
+ * counts as received: stats' records, and ds_socket_take(), see a block only
+ * once it is in the WAL, and a take says which seqs it holds. If an append
+ * fails (disk full, I/O error), the block is kept in memory, in order, and
+ * the append is retried at every later seal (each block interval and each
+ * take) before any newer block; the first failure of a run is reported
+ * (DS_EIO, naming the segment file and the system's reason, and how many
+ * lines wait), each failure is counted in stats.wal_errors, and
+ * stats.wal_pending says how many lines wait. Meanwhile the connection keeps
+ * being read, so memory grows with what arrives until the WAL accepts again.
+ * The socket borrows the WAL, which must outlive it; a closed WAL fails
+ * appends like a full disk (DS_ECLOSED).
+ *
  * OUT OF MEMORY: if the splitter cannot grow a block even after the current
  * block is sealed, the bytes of that read and the unfinished line are
  * dropped, the connection is closed and retried after backoff, and DS_ENOMEM
@@ -47,6 +61,7 @@
 #include <uv.h>
 
 #include "dstream/block.h"
+#include "dstream/wal.h"
 
 #define DS_SOCKET_MESSAGE_MAX 384
 
@@ -60,6 +75,8 @@ typedef struct {
   uint64_t backoff_initial_ms;  /* 100 */
   uint64_t backoff_max_ms;      /* 2000 */
   size_t max_reports;           /* 64 */
+  ds_wal_t *wal;                /* NULL: no WAL; borrowed, must outlive the socket */
+  uint64_t wal_stream;          /* the stream number of its blocks in the WAL */
 } ds_socket_opts_t;
 
 typedef struct {
@@ -77,6 +94,8 @@ typedef struct {
   uint64_t errors;              /* events reported, dropped ones included */
   uint64_t dropped_reports;     /* reports lost to a full ring */
   uint64_t backoff_ms;          /* wait before the next reconnect */
+  uint64_t wal_errors;          /* failed WAL appends (each retry counts) */
+  uint64_t wal_pending;         /* lines sealed, waiting for the WAL to accept them */
   int connected;
 } ds_socket_stats_t;
 
@@ -92,6 +111,9 @@ int ds_socket_start(ds_socket_t *s);
 /* Seal the current block and return every queued block as a chain the caller
  * owns (each block freed with ds_block_free); NULL if nothing was received. */
 ds_block_t *ds_socket_take(ds_socket_t *s);
+/* ds_socket_take(), also giving the WAL seqs of the first and the last block
+ * taken (both 0 without a WAL or when nothing is taken). */
+ds_block_t *ds_socket_take_seqs(ds_socket_t *s, uint64_t *first_seq, uint64_t *last_seq);
 /* Move up to max of the oldest reports into out; returns how many. */
 size_t ds_socket_errors(ds_socket_t *s, ds_socket_report_t *out, size_t max);
 /* Fill *st with the counters. */
