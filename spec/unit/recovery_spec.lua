@@ -452,3 +452,117 @@ describe("checkpoints", function()
         assert.are.same(expected, batches.sorted_all(all))
     end)
 end)
+
+describe("the write-ahead log option", function()
+    it("needs a checkpoint directory, and says so at start()", function()
+        local ssc = dstream.StreamingContext{batchInterval = 1, clock = "manual", wal = true}
+        ssc:queueStream({}):foreachRDD(function() end)
+        local ok, err = pcall(ssc.start, ssc)
+        assert.is_false(ok)
+        assert.matches("start: wal = true needs a checkpoint directory", err, 1, true)
+        ssc:stop()
+        ok, err = pcall(dstream.StreamingContext, {batchInterval = 1, wal = "yes"})
+        assert.is_false(ok)
+        assert.matches("StreamingContext: wal must be true or false", err, 1, true)
+    end)
+
+    it("opens the log in <checkpoint dir>/wal for the sources, and closes it at stop", function()
+        local dir = files.tmpdir()
+        local ssc = dstream.StreamingContext{batchInterval = 1, clock = "manual", wal = true, checkpoint = dir}
+        assert.is_not_nil(ssc.wal)
+        assert.are.equal(0, ssc.wal:last_seq())
+        local seq = ssc.wal:append(0, core.encode({"x"}, 1))
+        ssc:queueStream({}):foreachRDD(function() end)
+        ssc:start()
+        ssc:advance(1)
+        ssc:stop()
+        assert.is_nil(ssc.wal)
+        local wal = assert(core.wal_open(dir .. "/wal"))
+        assert.are.equal(seq, wal:last_seq())
+        wal:close()
+    end)
+
+    it("lets the log drop what each checkpointed batch took", function()
+        local dir = files.tmpdir()
+        local released, appended = {}, 0
+        local function create()
+            local ssc = dstream.StreamingContext{batchInterval = 1, clock = "manual", wal = true, checkpoint = dir}
+            local real = ssc.wal
+            -- The log as the driver sees it: appends counted, releases recorded.
+            ssc.wal = {last_seq = function() return appended end, release = function(_, seq)
+                released[#released + 1] = seq
+            end, close = function() real:close() end}
+            ssc:queueStream({}):foreachRDD(function() appended = appended + 2 end)
+            return ssc
+        end
+        local ssc = dstream.StreamingContext.getOrCreate(dir, create)
+        ssc:start()
+        ssc:advance(3)
+        -- Each batch took what was appended before it (the output appends after).
+        assert.are.same({0, 2, 4}, released)
+        ssc:stop()
+    end)
+end)
+
+describe("dstream run with getOrCreate", function()
+    local SCRIPT = [[
+local dstream = require "dstream"
+local dir = arg[1]
+local polls = 0
+local ssc = dstream.StreamingContext.getOrCreate(dir, function()
+    local ssc = dstream.StreamingContext{batchInterval = 0.05}
+    ssc:receiverStream{start = function() end, stop = function() end, poll = function()
+        polls = polls + 1
+        if polls <= 3 then return {"x"} end
+        return {}
+    end}:mapToPair(function(w) return w, 1 end):updateStateByKey(function(vs, s) return (s or 0) + #vs end)
+        :foreachRDD(function(rdd)
+            local c = rdd:collect()
+            if #c > 0 then io.write("total ", c[1][2], "\n") io.flush() end
+        end)
+    return ssc
+end)
+ssc:start()
+ssc:awaitTermination()
+print("stopped cleanly")
+]]
+
+    -- Runs the script until its output has `ready`, then SIGTERM; returns its output and status.
+    local function run_until(path, dir, ready)
+        local log = os.tmpname()
+        local p = assert(io.popen(string.format([[(
+bin/dstream run %s %s > %s 2>&1 &
+pid=$!
+for i in $(seq 400); do grep -q '%s' %s && break; sleep 0.05; done
+kill -TERM $pid
+wait $pid
+status=$?
+cat %s
+echo "exit=$status")]], path, dir, log, ready, log, log)))
+        local out = p:read("*a")
+        p:close()
+        os.remove(log)
+        return out, tonumber(out:match("exit=(%d+)%s*$"))
+    end
+
+    it("stops on SIGTERM with a last full checkpoint, and the next run carries on from it", function()
+        local path = os.tmpname() .. ".lua"
+        files.write(path, SCRIPT)
+        local dir = files.tmpdir()
+        local out, code = run_until(path, dir, "^total 3$")
+        assert.are.equal(0, code, out)
+        assert.matches("stopped cleanly", out, 1, true)
+        local names = listing(dir)
+        local newest
+        for _, name in ipairs(names) do
+            if name:match("^checkpoint") then newest = name end
+        end
+        assert.matches("%.full$", newest)
+        out, code = run_until(path, dir, "^total 6$")
+        os.remove(path)
+        assert.are.equal(0, code, out)
+        assert.matches("total 6", out, 1, true)
+        assert.not_matches("total 1\n", out)
+        assert.matches("stopped cleanly", out, 1, true)
+    end)
+end)
