@@ -453,6 +453,52 @@ describe("checkpoints", function()
     end)
 end)
 
+describe("checkpoint failures", function()
+    it("reports a checkpoint that cannot be written, carries on, and writes a full one next", function()
+        local dir = files.tmpdir()
+        local reports = {}
+        local ssc = context(dir)
+        ssc:addStreamingListener{onReceiverError = function(e) reports[#reports + 1] = e end}
+        local out = pairs_of(ssc:queueStream({{"a"}, {"a"}, {"a"}, {"a"}})):updateStateByKey(function(vs, s)
+            return (s or 0) + #vs
+        end):collectBatches()
+        ssc:start()
+        ssc:advance(2)
+        os.execute("rm -rf '" .. dir .. "'")
+        ssc:advance(1)
+        assert.are.equal(1, #reports)
+        assert.are.equal("checkpoint", reports[1].source)
+        assert.matches("the checkpoint of batch 3000 ms could not be written", reports[1].message, 1, true)
+        assert.matches("the next one will be a full one", reports[1].message, 1, true)
+        assert(core.fs_mkdirs(dir))
+        ssc:advance(1)
+        ssc:stop()
+        assert.are.same({{{"a", 1}}, {{"a", 2}}, {{"a", 3}}, {{"a", 4}}}, batches.plain_all(out))
+        local names = listing(dir)
+        assert.are.equal(1, #names, table.concat(names, " "))
+        assert.matches("^checkpoint%-%d+%.full$", names[1])
+    end)
+
+    it("raises rather than start afresh when no checkpoint in the directory can be read", function()
+        local dir = files.tmpdir()
+        local ssc = context(dir)
+        ssc:queueStream({{"a"}}):foreachRDD(function() end)
+        ssc:start()
+        ssc:advance(2)
+        crash(ssc)
+        for _, name in ipairs(listing(dir)) do files.write(dir .. "/" .. name, "not a checkpoint") end
+        local called = false
+        local ok, err = pcall(dstream.StreamingContext.getOrCreate, dir, function()
+            called = true
+            return context(dir)
+        end)
+        assert.is_false(ok)
+        assert.matches("getOrCreate: no checkpoint in " .. dir .. " can be used", err, 1, true)
+        assert.matches("move the directory away to start afresh", err, 1, true)
+        assert.is_false(called)
+    end)
+end)
+
 describe("the write-ahead log option", function()
     it("needs a checkpoint directory, and says so at start()", function()
         local ssc = dstream.StreamingContext{batchInterval = 1, clock = "manual", wal = true}
