@@ -99,39 +99,86 @@ local function align(a, b)
     return pairs_
 end
 
+-- Give every stream of g a signature: a number equal for two streams (of
+-- either graph) exactly when their operators, names, windows and whole
+-- lineages are the same. `intern` is shared by both graphs.
+local function signatures(g, intern)
+    local sig, inputs = {}, 0
+    for _, x in ipairs(g.streams) do
+        local parts = {x.desc, x.name or "", x.slide, x.window}
+        for k, p in ipairs(x.parents) do parts[4 + k] = sig[p] end
+        if #x.parents == 0 then -- inputs are told apart by their order
+            inputs = inputs + 1
+            parts[5] = "input " .. inputs
+        end
+        local text = table.concat(parts, "\0")
+        local n = intern[text]
+        if n == nil then
+            intern.n = intern.n + 1
+            n = intern.n
+            intern[text] = n
+        end
+        sig[x.id] = n
+    end
+    return sig
+end
+
 --- Match the saved shape `old` with `new` (both from shape()): returns a map
 --- old id -> new id when they are the same shape, else nil and the lines
---- naming each stream that differs and how.
+--- naming each stream that differs and how. Named streams are found by
+--- name; the others by their lineage (in creation order among equals); the
+--- rest are aligned in creation order by operator, to say which changed
+--- operator and which were added or removed.
 function checkpoint.match(old, new)
     local lines = {}
     if old.batch ~= new.batch then
         lines[#lines + 1] = sformat("the batch interval: was %s, now %s", util.show_ms(old.batch),
             util.show_ms(new.batch))
     end
-    local map = {}
+    local intern = {n = 0}
+    local old_sig, new_sig = signatures(old, intern), signatures(new, intern)
+    local map, taken = {}, {}
     local pairs_ = {}
-    -- Named streams by name; the others in creation order, aligned by operator.
-    local new_by_name, old_rest, new_rest = {}, {}, {}
-    for _, x in ipairs(new.streams) do
-        if x.name then new_by_name[x.name] = x else new_rest[#new_rest + 1] = x end
+    local function pair(x, y)
+        map[x.id], taken[y.id] = y.id, true
+        pairs_[#pairs_ + 1] = {x, y}
+    end
+    -- Named streams by name.
+    local new_by_name = {}
+    for _, y in ipairs(new.streams) do
+        if y.name then new_by_name[y.name] = y end
     end
     for _, x in ipairs(old.streams) do
         local y = x.name and new_by_name[x.name]
-        if y then
-            pairs_[#pairs_ + 1] = {x, y}
-            new_by_name[x.name] = nil
-        elseif x.name then
-            old_rest[#old_rest + 1] = x
-        else
-            old_rest[#old_rest + 1] = x
+        if y then pair(x, y) end
+    end
+    -- The others by lineage, the first of equals with the first.
+    local by_sig = {}
+    for _, x in ipairs(old.streams) do
+        if map[x.id] == nil then
+            local list = by_sig[old_sig[x.id]]
+            if list == nil then
+                list = {next = 1}
+                by_sig[old_sig[x.id]] = list
+            end
+            list[#list + 1] = x
         end
     end
-    local _, named = next(new_by_name)
-    while named ~= nil do
-        new_rest[#new_rest + 1] = named
-        _, named = next(new_by_name, named.name)
+    for _, y in ipairs(new.streams) do
+        local list = not taken[y.id] and by_sig[new_sig[y.id]]
+        if list and list[list.next] then
+            pair(list[list.next], y)
+            list.next = list.next + 1
+        end
     end
-    table.sort(new_rest, function(a, b) return a.id < b.id end)
+    -- What is left differs: aligned in creation order by operator.
+    local old_rest, new_rest = {}, {}
+    for _, x in ipairs(old.streams) do
+        if map[x.id] == nil then old_rest[#old_rest + 1] = x end
+    end
+    for _, y in ipairs(new.streams) do
+        if not taken[y.id] then new_rest[#new_rest + 1] = y end
+    end
     local aligned = align(old_rest, new_rest)
     -- Between two aligned pairs, streams left on both sides pair up as a
     -- different operator; the rest were added or removed.
@@ -148,14 +195,11 @@ function checkpoint.match(old, new)
     end
     for _, ij in ipairs(aligned) do
         gap(ij[1], ij[2])
-        pairs_[#pairs_ + 1] = {old_rest[ij[1]], new_rest[ij[2]]}
+        pair(old_rest[ij[1]], new_rest[ij[2]])
         pi, pj = ij[1], ij[2]
     end
     gap(#old_rest + 1, #new_rest + 1)
-    for _, xy in ipairs(pairs_) do
-        map[xy[1].id] = xy[2].id
-    end
-    -- A stream whose parent changed operator has the same parent still.
+    -- A stream whose parent changed operator still has that parent.
     local corr = {}
     for _, xy in ipairs(changed) do corr[xy[1].id] = xy[2].id end
     for _, xy in ipairs(changed) do
@@ -169,27 +213,26 @@ function checkpoint.match(old, new)
         lines[#lines + 1] = sformat("%s: added (%s)", label(y), y.desc)
     end
     table.sort(pairs_, function(a, b) return a[2].id < b[2].id end)
+    local function names(ps, streams)
+        local out = {}
+        for k, id in ipairs(ps) do out[k] = label(streams[id + 1]) end
+        return table.concat(out, ", ")
+    end
     for _, xy in ipairs(pairs_) do
         local x, y = xy[1], xy[2]
-        if x.desc ~= y.desc or x.slide ~= y.slide or x.window ~= y.window then
-            if x.kind == y.kind then
-                lines[#lines + 1] = sformat("%s: a different window or slide: was %s, now %s", label(y),
-                    timing(x), timing(y))
-            else
-                lines[#lines + 1] = sformat("%s: a different operator: was %s, now %s", label(y), x.desc, y.desc)
-            end
+        if x.kind ~= y.kind then
+            lines[#lines + 1] = sformat("%s: a different operator: was %s, now %s", label(y), x.desc, y.desc)
+        elseif x.desc ~= y.desc or x.window ~= y.window then
+            lines[#lines + 1] = sformat("%s: a different window or slide: was %s, now %s", label(y),
+                timing(x), timing(y))
         else
+            -- (A slide that differs alone comes from a parent, which says so.)
             local same = #x.parents == #y.parents
             for k = 1, #x.parents do
-                local p = x.parents[k]
-                if (map[p] or corr[p]) ~= y.parents[k] then same = false end
+                local p, q = x.parents[k], y.parents[k]
+                if q == nil or (old_sig[p] ~= new_sig[q] and (map[p] or corr[p]) ~= q) then same = false end
             end
             if not same then
-                local function names(ps, streams)
-                    local out = {}
-                    for k, id in ipairs(ps) do out[k] = label(streams[id + 1]) end
-                    return table.concat(out, ", ")
-                end
                 lines[#lines + 1] = sformat("%s: different parents: was %s, now %s", label(y),
                     names(x.parents, old.streams), names(y.parents, new.streams))
             end

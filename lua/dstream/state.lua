@@ -297,11 +297,14 @@ local function update_state(s, r, t)
         if not seen then
             local k = id
             if kind ~= NUM and kind ~= STR then k = store:key(slot) end
-            local new = f({}, store:value(slot), t)
+            local cur = store:value(slot)
+            local new = f({}, cur, t)
             if new == nil then
                 store:remove(slot)
             else
-                store:put(k, slot, kind, nil, new, t)
+                -- A number state that stays as it was is not written again:
+                -- a checkpoint's delta holds only the keys that changed.
+                if new ~= cur or type(new) ~= "number" then store:put(k, slot, kind, nil, new, t) end
                 n = n + 1
                 oks[n], ovs[n] = k, new
             end

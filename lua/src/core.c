@@ -87,7 +87,7 @@ int luaopen_dstream_core(lua_State *L) {
   lds_open_socket(L);
   lds_open_fs(L);
   lds_open_window(L);
-  lds_open_wal(L);
   lds_open_checkpoint(L);
+  lds_open_wal(L);
   return 1;
 }

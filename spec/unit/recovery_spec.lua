@@ -12,7 +12,11 @@ local driver = require "dstream.driver"
 local files = require "helpers.files"
 local batches = require "helpers.batches"
 
-local function words(line) return line:gmatch("%S+") end
+local function words(line)
+    local out = {}
+    for w in line:gmatch("%S+") do out[#out + 1] = w end
+    return out
+end
 
 local function copy(input)
     local out = {}
@@ -149,7 +153,7 @@ local PIPELINES = {
     end,
     ["countByWindow and reduceByWindow with invF"] = function(_, lines)
         local n = lines:map(function(l) return #l end)
-        return n:countByWindow(3, 1):union(n:reduceByWindow(sum, sub, 4, 2):map(function(x) return -x end)
+        return n:countByWindow(4, 2):union(n:reduceByWindow(sum, sub, 4, 2):map(function(x) return -x end)
             :window(2, 2))
     end,
     ["reduceByWindow without invF, slide 2"] = function(_, lines)
@@ -248,9 +252,10 @@ describe("getOrCreate", function()
     it("does not apply an initial state again after recovery", function()
         local dir = files.tmpdir()
         local out
+        local queue = {{{"a", 1}}, {{"a", 1}}}
         local function create()
             local ssc = context(dir)
-            out = ssc:queueStream({{{"a", 1}}, {{"a", 1}}}):mapToPair(function(p) return p[1], p[2] end)
+            out = ssc:queueStream(queue):mapToPair(function(p) return p[1], p[2] end)
                 :updateStateByKey(function(vs, s) return (s or 0) + #vs end, ssc:parallelizePairs{a = 10})
                 :collectBatches()
             return ssc
@@ -356,7 +361,7 @@ describe("checkpoints", function()
 
     it("uses the previous checkpoint when the newest is corrupt, and says so", function()
         local input = lines_input(N)
-        local build = PIPELINES["reduceByKeyAndWindow with invF and filterF, slide 2"]
+        local build = PIPELINES["mapWithState with a timeout, and its snapshots"]
         local expected = straight(input, build, N)
         local dir = files.tmpdir()
         local queue = copy(input)
@@ -434,7 +439,7 @@ describe("checkpoints", function()
         for _, name in ipairs(listing(dir)) do
             if name:match("^pending") then pending[#pending + 1] = name end
         end
-        assert.are.same({"pending-0000000000005000"}, pending)
+        assert.are.equal("pending-0000000000005000", pending[#pending])
         broken = false
         ssc = dstream.StreamingContext.getOrCreate(dir, create)
         ssc:start()
@@ -445,5 +450,165 @@ describe("checkpoints", function()
             for _, b in ipairs(out) do all[#all + 1] = b end
         end
         assert.are.same(expected, batches.sorted_all(all))
+    end)
+end)
+
+describe("checkpoint failures", function()
+    it("reports a checkpoint that cannot be written, carries on, and writes a full one next", function()
+        local dir = files.tmpdir()
+        local reports = {}
+        local ssc = context(dir)
+        ssc:addStreamingListener{onReceiverError = function(e) reports[#reports + 1] = e end}
+        local out = pairs_of(ssc:queueStream({{"a"}, {"a"}, {"a"}, {"a"}})):updateStateByKey(function(vs, s)
+            return (s or 0) + #vs
+        end):collectBatches()
+        ssc:start()
+        ssc:advance(2)
+        os.execute("rm -rf '" .. dir .. "'")
+        ssc:advance(1)
+        assert.are.equal(1, #reports)
+        assert.are.equal("checkpoint", reports[1].source)
+        assert.matches("the checkpoint of batch 3000 ms could not be written", reports[1].message, 1, true)
+        assert.matches("the next one will be a full one", reports[1].message, 1, true)
+        assert(core.fs_mkdirs(dir))
+        ssc:advance(1)
+        ssc:stop()
+        assert.are.same({{{"a", 1}}, {{"a", 2}}, {{"a", 3}}, {{"a", 4}}}, batches.plain_all(out))
+        local names = listing(dir)
+        assert.are.equal(1, #names, table.concat(names, " "))
+        assert.matches("^checkpoint%-%d+%.full$", names[1])
+    end)
+
+    it("raises rather than start afresh when no checkpoint in the directory can be read", function()
+        local dir = files.tmpdir()
+        local ssc = context(dir)
+        ssc:queueStream({{"a"}}):foreachRDD(function() end)
+        ssc:start()
+        ssc:advance(2)
+        crash(ssc)
+        for _, name in ipairs(listing(dir)) do files.write(dir .. "/" .. name, "not a checkpoint") end
+        local called = false
+        local ok, err = pcall(dstream.StreamingContext.getOrCreate, dir, function()
+            called = true
+            return context(dir)
+        end)
+        assert.is_false(ok)
+        assert.matches("getOrCreate: no checkpoint in " .. dir .. " can be used", err, 1, true)
+        assert.matches("move the directory away to start afresh", err, 1, true)
+        assert.is_false(called)
+    end)
+end)
+
+describe("the write-ahead log option", function()
+    it("needs a checkpoint directory, and says so at start()", function()
+        local ssc = dstream.StreamingContext{batchInterval = 1, clock = "manual", wal = true}
+        ssc:queueStream({}):foreachRDD(function() end)
+        local ok, err = pcall(ssc.start, ssc)
+        assert.is_false(ok)
+        assert.matches("start: wal = true needs a checkpoint directory", err, 1, true)
+        ssc:stop()
+        ok, err = pcall(dstream.StreamingContext, {batchInterval = 1, wal = "yes"})
+        assert.is_false(ok)
+        assert.matches("StreamingContext: wal must be true or false", err, 1, true)
+    end)
+
+    it("opens the log in <checkpoint dir>/wal for the sources, and closes it at stop", function()
+        local dir = files.tmpdir()
+        local ssc = dstream.StreamingContext{batchInterval = 1, clock = "manual", wal = true, checkpoint = dir}
+        assert.is_not_nil(ssc.wal)
+        assert.are.equal(0, ssc.wal:last_seq())
+        local seq = ssc.wal:append(0, core.encode({"x"}, 1))
+        ssc:queueStream({}):foreachRDD(function() end)
+        ssc:start()
+        ssc:advance(1)
+        ssc:stop()
+        assert.is_nil(ssc.wal)
+        local wal = assert(core.wal_open(dir .. "/wal"))
+        assert.are.equal(seq, wal:last_seq())
+        wal:close()
+    end)
+
+    it("lets the log drop what each checkpointed batch took", function()
+        local dir = files.tmpdir()
+        local released, appended = {}, 0
+        local function create()
+            local ssc = dstream.StreamingContext{batchInterval = 1, clock = "manual", wal = true, checkpoint = dir}
+            local real = ssc.wal
+            -- The log as the driver sees it: appends counted, releases recorded.
+            ssc.wal = {last_seq = function() return appended end, release = function(_, seq)
+                released[#released + 1] = seq
+            end, close = function() real:close() end}
+            ssc:queueStream({}):foreachRDD(function() appended = appended + 2 end)
+            return ssc
+        end
+        local ssc = dstream.StreamingContext.getOrCreate(dir, create)
+        ssc:start()
+        ssc:advance(3)
+        -- Each batch took what was appended before it (the output appends after).
+        assert.are.same({0, 2, 4}, released)
+        ssc:stop()
+    end)
+end)
+
+describe("dstream run with getOrCreate", function()
+    local SCRIPT = [[
+local dstream = require "dstream"
+local dir = arg[1]
+local polls = 0
+local ssc = dstream.StreamingContext.getOrCreate(dir, function()
+    local ssc = dstream.StreamingContext{batchInterval = 0.05}
+    ssc:receiverStream{start = function() end, stop = function() end, poll = function()
+        polls = polls + 1
+        if polls <= 3 then return {"x"} end
+        return {}
+    end}:mapToPair(function(w) return w, 1 end):updateStateByKey(function(vs, s) return (s or 0) + #vs end)
+        :foreachRDD(function(rdd)
+            local c = rdd:collect()
+            if #c > 0 then io.write("total ", c[1][2], "\n") io.flush() end
+        end)
+    return ssc
+end)
+ssc:start()
+ssc:awaitTermination()
+print("stopped cleanly")
+]]
+
+    -- Runs the script until its output has `ready`, then SIGTERM; returns its output and status.
+    local function run_until(path, dir, ready)
+        local log = os.tmpname()
+        local p = assert(io.popen(string.format([[(
+bin/dstream run %s %s > %s 2>&1 &
+pid=$!
+for i in $(seq 400); do grep -q '%s' %s && break; sleep 0.05; done
+kill -TERM $pid
+wait $pid
+status=$?
+cat %s
+echo "exit=$status")]], path, dir, log, ready, log, log)))
+        local out = p:read("*a")
+        p:close()
+        os.remove(log)
+        return out, tonumber(out:match("exit=(%d+)%s*$"))
+    end
+
+    it("stops on SIGTERM with a last full checkpoint, and the next run carries on from it", function()
+        local path = os.tmpname() .. ".lua"
+        files.write(path, SCRIPT)
+        local dir = files.tmpdir()
+        local out, code = run_until(path, dir, "^total 3$")
+        assert.are.equal(0, code, out)
+        assert.matches("stopped cleanly", out, 1, true)
+        local names = listing(dir)
+        local newest
+        for _, name in ipairs(names) do
+            if name:match("^checkpoint") then newest = name end
+        end
+        assert.matches("%.full$", newest)
+        out, code = run_until(path, dir, "^total 6$")
+        os.remove(path)
+        assert.are.equal(0, code, out)
+        assert.matches("total 6", out, 1, true)
+        assert.not_matches("total 1\n", out)
+        assert.matches("stopped cleanly", out, 1, true)
     end)
 end)
