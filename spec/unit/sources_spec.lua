@@ -365,6 +365,25 @@ describe("receiverStream with a write-ahead log", function()
         close(ssc2)
     end)
 
+    it("says up to which WAL seq every block of its was taken (what a checkpoint lets the WAL release)", function()
+        local ssc, s = logged(dir, {{"a"}, {"b"}, {"c"}})
+        ssc:start()
+        ssc:advance(1)
+        assert.are.equal(1, s:_ckpt_wal_covered())
+        local pos = s:_ckpt_position()
+        s.poll(1000) -- seq 2 logged, not taken: not covered
+        assert.are.equal(1, s:_ckpt_wal_covered())
+        close(ssc)
+
+        local ssc2, s2 = logged(dir, {{"d"}})
+        s2:_ckpt_resume(pos)
+        ssc2:start()
+        assert.are.equal(1, s2:_ckpt_wal_covered()) -- the backlog (seq 2) is not taken yet
+        ssc2:advance(1)
+        assert.are.equal(3, s2:_ckpt_wal_covered())
+        close(ssc2)
+    end)
+
     it("holds a block the WAL refuses, reports it once and counts it only once it is logged", function()
         local ssc, s, out, errors = logged(dir, {{"a"}, {"b"}})
         ssc:start()
