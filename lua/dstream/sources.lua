@@ -75,6 +75,11 @@ in (after, upto], after being the last seq the batch before took: that
 range (and the number of records, to check a replay) is what the pending
 file of batch t records, and a replay reads exactly those blocks back.
 
+Blocks are logged under a stream number: the stream's id when the WAL first
+saw it, kept in the position and in what a batch took, so a graph rebuilt
+with its streams created in another order (recovery matches them by name)
+still reads its own blocks.
+
 The position saved with a checkpoint is the last seq taken. At start the
 WAL's last seq is noted before the receiver runs: the stream's blocks after
 the position (or after what replayed batches took) up to it are the data
@@ -90,6 +95,9 @@ end
 -- The WAL: the one opened at start, or before it (a replay) the context's.
 function WalInput:log() return self.wal or self.s.ctx.wal end
 
+--- The stream number its blocks are logged under.
+function WalInput:stream() return self.number or self.s.id end
+
 --- At start, before the receiver appends anything: note where the backlog ends.
 function WalInput:open(wal)
     self.wal = wal
@@ -98,7 +106,7 @@ end
 
 -- Records of this stream's blocks in (after, upto]; raises naming the batch.
 function WalInput:read(t, after, upto)
-    local arr, n, ends = self:log():replay(self.s.id, after, upto)
+    local arr, n, ends = self:log():replay(self:stream(), after, upto)
     if not arr then
         error(sformat("%s: batch %d ms: the write-ahead log's blocks after seq %d up to %d could not be "
             .. "read: %s", self.desc, t, after, upto, tostring(n)), 0)
@@ -131,7 +139,7 @@ end
 function WalInput:took(t)
     local i = self.input
     if i == nil or i.t ~= t or i.upto == i.after then return nil end
-    return core.encode_value({i.after, i.upto, i.n})
+    return core.encode_value({i.after, i.upto, i.n, self:stream()})
 end
 
 --- Batch t re-taken from the WAL: arr, n, ends. Blocks missing from the WAL
@@ -142,6 +150,7 @@ function WalInput:replay(t, data)
         error(sformat("%s: batch %d ms: the checkpoint's write-ahead log range cannot be read", self.desc, t), 0)
     end
     local after, upto, want = range[1], range[2], range[3]
+    if range[4] then self.number = range[4] end
     local arr, n, ends = self:read(t, after, upto)
     if want and n ~= want then
         self.s.ctx:_receiver_error(self.desc, sformat("batch %d ms: the write-ahead log holds %d of the %d "
@@ -152,16 +161,17 @@ function WalInput:replay(t, data)
     return arr, n, ends
 end
 
---- The position: the last seq taken.
-function WalInput:position() return core.encode_value(self.taken) end
+--- The position: the last seq taken, and the stream number.
+function WalInput:position() return core.encode_value({self.taken, self:stream()}) end
 
 --- Restore the position (before start).
 function WalInput:resume(data)
-    local seq = core.decode_value(data)
-    if type(seq) ~= "number" then
+    local pos = core.decode_value(data)
+    if type(pos) ~= "table" or type(pos[1]) ~= "number" or type(pos[2]) ~= "number" then
         error(sformat("%s: the checkpoint's write-ahead log position cannot be read", self.desc), 0)
     end
-    if seq > self.taken then self.taken = seq end
+    if pos[1] > self.taken then self.taken = pos[1] end
+    self.number = pos[2]
 end
 
 -- The checkpoint protocol's fields of an input stream logged through w.
@@ -210,7 +220,7 @@ function sources.socketTextStream(ctx, host, port, opts)
                 blockInterval = ctx.block_ms,
                 backoffInitial = opts.backoffInitial and util.duration_ms("backoffInitial", opts.backoffInitial),
                 backoffMax = opts.backoffMax and util.duration_ms("backoffMax", opts.backoffMax),
-                wal = ctx.wal, walStream = ctx.wal and w.s.id})
+                wal = ctx.wal, walStream = ctx.wal and w:stream()})
             if not sock then error(desc .. ": " .. err, 0) end
             sock:start()
         end,
@@ -657,7 +667,7 @@ function sources.receiverStream(ctx, r)
             return false
         end
         local seq
-        seq, err = w.wal:append(w.s.id, data)
+        seq, err = w.wal:append(w:stream(), data)
         if not seq then
             held = {recs, n}
             if held_err ~= err then

@@ -384,6 +384,32 @@ describe("receiverStream with a write-ahead log", function()
         close(ssc2)
     end)
 
+    it("reads its own blocks after recovery when the graph makes its streams in another order", function()
+        local ssc = dstream.StreamingContext{batchInterval = 1, clock = "manual", checkpoint = dir, wal = true}
+        ssc:addStreamingListener{onReceiverError = function() end} -- "stopped without finishing"
+        local a = ssc:receiverStream(blocks_receiver({{"a1"}, {"a2"}})):name("a")
+        local b = ssc:receiverStream(blocks_receiver({{"b1"}, {"b2"}})):name("b")
+        a:union(b):collectBatches()
+        ssc:start()
+        ssc:advance(1)
+        local pos_a, pos_b = a:_ckpt_position(), b:_ckpt_position()
+        a.poll(1000) -- "a2" and "b2" logged, not taken
+        b.poll(1000)
+        close(ssc)
+
+        local ssc2 = dstream.StreamingContext{batchInterval = 1, clock = "manual", checkpoint = dir, wal = true}
+        local b2 = ssc2:receiverStream(blocks_receiver({})):name("b")
+        local a2 = ssc2:receiverStream(blocks_receiver({})):name("a")
+        local out_a, out_b = a2:collectBatches(), b2:collectBatches()
+        a2:_ckpt_resume(pos_a)
+        b2:_ckpt_resume(pos_b)
+        ssc2:start()
+        ssc2:advance(1)
+        assert.are.same({{"a2"}}, out_a)
+        assert.are.same({{"b2"}}, out_b)
+        close(ssc2)
+    end)
+
     it("holds a block the WAL refuses, reports it once and counts it only once it is logged", function()
         local ssc, s, out, errors = logged(dir, {{"a"}, {"b"}})
         ssc:start()
