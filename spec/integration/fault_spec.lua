@@ -34,13 +34,15 @@ local function damages(frame, offsets, flips, random)
     return list
 end
 
-describe("a damaged newest checkpoint", function()
-    -- A manual-clock file pipeline that runs one batch and exits: arg[1]
-    -- the input directory, arg[2] the checkpoint directory, arg[3] the
-    -- file the batch's totals go to ("time <t>" first).
+describe("a damaged checkpoint", function()
+    -- A manual-clock file pipeline: arg[1] the input directory, arg[2] the
+    -- checkpoint directory, arg[3] the file each batch's totals go to
+    -- ("time <t>" first). It runs one batch and exits; given arg[4] (a file
+    -- name) and arg[5] (its text), it runs one batch, writes that file into
+    -- the input directory and runs two more (the file is read by the last).
     local PIPELINE = [[
 local dstream = require "dstream"
-local input, ckpt, out = arg[1], arg[2], arg[3]
+local input, ckpt, out, drop, text = arg[1], arg[2], arg[3], arg[4], arg[5]
 local ssc = dstream.StreamingContext.getOrCreate(ckpt, function()
     local ssc = dstream.StreamingContext{batchInterval = 1, clock = "manual", checkpoint = ckpt}
     ssc:textFileStream(input, {newFilesOnly = false})
@@ -65,38 +67,72 @@ local ssc = dstream.StreamingContext.getOrCreate(ckpt, function()
 end)
 ssc:start()
 ssc:advance(1)
+if drop then
+    local f = assert(io.open(input .. "/." .. drop, "w"))
+    f:write(text)
+    f:close()
+    assert(os.rename(input .. "/." .. drop, input .. "/" .. drop))
+    ssc:advance(2)
+end
 ssc:stop()
 ]]
 
-    it("is detected at every cut of its last frame and at flipped bits: the previous one is used, "
-        .. "with the exact totals, and reported", function()
-        local seed = crash.seed()
-        local random = crash.random(seed)
+    -- Checkpoints of batches 1000 (f1: x 1), 2000 (f2: x 10), 3000 (f3:
+    -- x 100, the first of its run: a full one), 4000 (nothing: a delta) and
+    -- 5000 (f4: x 1000, a delta). Returns the directories and run(dir).
+    local function five_checkpoints()
         local root = files.tmpdir()
-        local input, ckpt, work, out = root .. "/in", root .. "/ckpt", root .. "/work", root .. "/out"
-        assert(core.fs_mkdirs(input))
+        local d = {root = root, input = root .. "/in", ckpt = root .. "/ckpt", work = root .. "/work",
+            out = root .. "/out"}
+        assert(core.fs_mkdirs(d.input))
         files.write(root .. "/pipeline.lua", PIPELINE)
-        local function run(dir)
-            os.remove(out)
-            local status, output = crash.run({"bin/dstream", "run", root .. "/pipeline.lua", input, dir, out})
-            return status, output, crash.read(out)
+        function d.run(dir, ...)
+            os.remove(d.out)
+            local status, output = crash.run({"bin/dstream", "run", root .. "/pipeline.lua", d.input, dir, d.out, ...})
+            return status, output, crash.read(d.out)
         end
-        -- Three runs, one batch each, a new file before each: three checkpoints.
-        for i, want in ipairs({"time 1000\nx 1\n", "time 2000\nx 11\n", "time 3000\nx 111\n"}) do
-            crash.write_atomic(input, "f" .. i, "x " .. 10 ^ (i - 1) .. "\n")
-            local status, output, got = run(ckpt)
+        for i, want in ipairs({"time 1000\nx 1\n", "time 2000\nx 11\n", "time 5000\nx 1111\n"}) do
+            crash.write_atomic(d.input, "f" .. i, "x " .. 10 ^ (i - 1) .. "\n")
+            local status, output, got
+            if i < 3 then
+                status, output, got = d.run(d.ckpt)
+            else
+                status, output, got = d.run(d.ckpt, "f4", "x 1000\n")
+            end
             assert.are.equal(want, got, output)
             assert.are.equal(0, status, output)
         end
-        local name = newest_checkpoint(ckpt)
-        assert(name, "no checkpoint file in " .. ckpt)
-        local frames = crash.frames(ckpt .. "/" .. name)
+        return d
+    end
+
+    -- Runs the pipeline once per damage on a copy of the checkpoints, with
+    -- the file `name` damaged: it must write `want` and name the file.
+    local function each_damage(d, name, cases, want, seed)
+        for _, case in ipairs(cases) do
+            crash.remove_tree(d.work)
+            crash.copy_tree(d.ckpt, d.work)
+            case.apply(d.work .. "/" .. name)
+            local status, output, got = d.run(d.work)
+            local where = string.format("%s, %s (seed %d):\n%s", name, case.what, seed, output)
+            assert.are.equal(want, got, where)
+            assert.are.equal(0, status, where)
+            assert.matches(name, output, 1, true)
+        end
+    end
+
+    it("is detected at every cut of the newest one's last frame and at flipped bits: the one before is used, "
+        .. "with the exact totals, and reported", function()
+        local seed = crash.seed()
+        local random = crash.random(seed)
+        local d = five_checkpoints()
+        local name = newest_checkpoint(d.ckpt)
+        assert.matches("^checkpoint%-0*5%.delta$", name)
+        local frames = crash.frames(d.ckpt .. "/" .. name)
         local last = frames[#frames]
         local offsets = {}
         for off = last.offset, last.offset + last.size - 1 do offsets[#offsets + 1] = off end
         local cases = damages(last, offsets, 6, random)
-        -- And bits flipped anywhere in the file.
-        for _ = 1, 6 do
+        for _ = 1, 6 do -- and bits flipped anywhere in the file
             local off, mask = random(0, last.offset + last.size - 1), 2 ^ random(0, 7)
             cases[#cases + 1] = {what = string.format("bit 0x%02x of byte %d flipped", mask, off),
                 apply = function(path) crash.flip(path, off, mask) end}
@@ -105,19 +141,29 @@ ssc:stop()
             print(string.format("%s: %d bytes, last frame %d bytes at %d; %d damages (seed %d)", name,
                 last.offset + last.size, last.size, last.offset, #cases, seed))
         end
-        for _, case in ipairs(cases) do
-            crash.remove_tree(work)
-            crash.copy_tree(ckpt, work)
-            case.apply(work .. "/" .. name)
-            -- Recovered from the checkpoint of batch 2000: batch 3000 runs
-            -- again, reads f3 again (and only f3), and the totals are exact.
-            local status, output, got = run(work)
-            local where = string.format("%s, %s (seed %d):\n%s", name, case.what, seed, output)
-            assert.are.equal("time 3000\nx 111\n", got, where)
-            assert.are.equal(0, status, where)
-            assert.matches(name, output, 1, true)
+        -- Recovered from batch 4000: batch 5000 runs again and reads f4
+        -- again (and only f4); the totals are exact.
+        each_damage(d, name, cases, "time 5000\nx 1111\n", seed)
+        crash.remove_tree(d.root)
+    end)
+
+    it("makes recovery fall back to the full checkpoint before a damaged one, skipping the deltas on it", function()
+        local seed = crash.seed()
+        local random = crash.random(seed)
+        local d = five_checkpoints()
+        local name = "checkpoint-0000000000000003.full"
+        local frames = crash.frames(d.ckpt .. "/" .. name)
+        local last = frames[#frames]
+        local cases = damages(last, {last.offset, math.floor((last.offset + last.size) / 2)}, 0, random)
+        for _ = 1, 3 do
+            local off, mask = random(0, last.offset + last.size - 1), 2 ^ random(0, 7)
+            cases[#cases + 1] = {what = string.format("bit 0x%02x of byte %d flipped", mask, off),
+                apply = function(path) crash.flip(path, off, mask) end}
         end
-        crash.remove_tree(root)
+        -- Recovered from batch 2000 (the full one before): batch 3000 reads
+        -- f3 and f4, neither read in that checkpoint's view.
+        each_damage(d, name, cases, "time 3000\nx 1111\n", seed)
+        crash.remove_tree(d.root)
     end)
 end)
 
