@@ -715,8 +715,8 @@ function sources.receiverStream(ctx, r)
             if w.wal then arr, n, blocks = w:take(t, arr, n, blocks, last) end
             return RDD.new(n, arr, nil, blocks, t, s:_rdd_id(t))
         end,
-        pending = function() return npending > 0 end,
-        undelivered = function() return npending end,
+        pending = function() return npending > 0 or held ~= nil end,
+        undelivered = function() return npending + (held and held[2] or 0) end,
         stop = function()
             if not stopped then
                 stopped = true

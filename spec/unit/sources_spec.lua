@@ -419,8 +419,9 @@ describe("receiverStream with a write-ahead log", function()
         assert.are.same({{"a"}, {}, {}}, out)
         assert.are.equal(1, #errors)
         assert.matches("the write-ahead log refused a block of 1 records", errors[1], 1, true)
-        assert.is_true(s.undelivered() == 0)
+        assert.are.equal(1, s.undelivered()) -- "b", held: a stop now reports it dropped
         ssc:stop()
+        assert.matches("1 record received and not processed was dropped", errors[2], 1, true)
     end)
 
     it("drops, with a report, a block the WAL cannot hold", function()
