@@ -115,11 +115,15 @@ function WalInput:read(t, after, upto)
 end
 
 --- Batch t's records: the backlog (first batch after start) then the blocks
---- taken now (arr, n, ends with the seq of the last: nil if none).
-function WalInput:take(t, arr, n, ends, last)
+--- take_new() takes from the receiver (arr, n, ends and the seq of the
+--- last, nil if none). The backlog is read first: if that fails (raises),
+--- the receiver keeps its blocks for the next batch.
+function WalInput:take(t, take_new)
     local after = self.taken
-    if self.backlog_end > self.taken then
-        local barr, bn, bends = self:read(t, self.taken, self.backlog_end)
+    local barr, bn, bends
+    if self.backlog_end > self.taken then barr, bn, bends = self:read(t, self.taken, self.backlog_end) end
+    local arr, n, ends, last = take_new()
+    if barr then
         self.taken = self.backlog_end
         if bn > 0 then
             if n > 0 then
@@ -226,9 +230,13 @@ function sources.socketTextStream(ctx, host, port, opts)
         end,
         take = function(s, t)
             if not sock then return RDD.empty(t, s:_rdd_id(t)) end
-            local arr, n, ends, _, last = sock:take()
-            taken = taken + n
-            if w.wal then arr, n, ends = w:take(t, arr, n, ends, last) end
+            local function take_new()
+                local arr, n, ends, _, last = sock:take()
+                taken = taken + n
+                return arr, n, ends, last
+            end
+            local arr, n, ends
+            if w.wal then arr, n, ends = w:take(t, take_new) else arr, n, ends = take_new() end
             return RDD.new(n, arr, nil, ends, t, s:_rdd_id(t))
         end,
         drain_errors = function(report)
@@ -709,10 +717,14 @@ function sources.receiverStream(ctx, r)
             accept(recs, n)
         end,
         take = function(_, t)
-            local arr, n, blocks, last = pending, npending, ends, last_seq
-            pending, npending, ends, last_seq = {}, 0, {}, nil
-            if n == 0 then blocks = {0} end
-            if w.wal then arr, n, blocks = w:take(t, arr, n, blocks, last) end
+            local function take_new()
+                local arr, n, blocks, last = pending, npending, ends, last_seq
+                pending, npending, ends, last_seq = {}, 0, {}, nil
+                if n == 0 then blocks = {0} end
+                return arr, n, blocks, last
+            end
+            local arr, n, blocks
+            if w.wal then arr, n, blocks = w:take(t, take_new) else arr, n, blocks = take_new() end
             return RDD.new(n, arr, nil, blocks, t, s:_rdd_id(t))
         end,
         pending = function() return npending > 0 or held ~= nil end,
