@@ -386,12 +386,12 @@ function Context:start()
         error("start: wal = true needs a checkpoint directory (the option checkpoint = dir, ssc:checkpoint(dir) "
             .. "or StreamingContext.getOrCreate(dir, createFn)): the write-ahead log is kept there", 2)
     end
+    local hooks = Context.hooks
+    if hooks.on_start then hooks.on_start(self) end
     if self.checkpoint_dir then
         local attached, aerr = pcall(checkpoint.attach, self)
         if not attached then error("start: " .. tostring(aerr), 2) end
     end
-    local hooks = Context.hooks
-    if hooks.on_start then hooks.on_start(self) end
     for _, s in ipairs(self.streams) do s.remember_ms = self.engine:remember(s.id) end
     driver.prepare(self)
     for _, s in ipairs(self.inputs) do
