@@ -302,9 +302,10 @@ local function update_state(s, r, t)
             if new == nil then
                 store:remove(slot)
             else
-                -- A number state that stays as it was is not written again:
-                -- a checkpoint's delta holds only the keys that changed.
-                if new ~= cur or type(new) ~= "number" then store:put(k, slot, kind, nil, new, t) end
+                -- A number, string or boolean state that stays as it was is
+                -- not written again: a checkpoint's delta holds only the keys
+                -- that changed. (A table may have been changed in place.)
+                if new ~= cur or type(new) == "table" then store:put(k, slot, kind, nil, new, t) end
                 n = n + 1
                 oks[n], ovs[n] = k, new
             end
