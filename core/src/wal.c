@@ -597,6 +597,8 @@ static int iter_advance(ds_wal_iter_t *it, char *errbuf, size_t errlen) {
 }
 
 int ds_wal_iter_next(ds_wal_iter_t *it, ds_wal_block_t *blk, char *errbuf, size_t errlen) {
+  if (it->w != NULL && it->w->fd < 0 && !it->reading && it->seg < it->w->nsegs)
+    return ds__error_fill(errbuf, errlen, DS_ECLOSED, "the WAL in %s is closed", it->w->dir);
   for (;;) {
     int what, rc;
     if (!it->reading) {

@@ -5,12 +5,16 @@
  * broken test from hanging, nothing here depends on timing. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "dstream/error.h"
+#include "dstream/fs.h"
 #include "dstream/socket.h"
+#include "dstream/wal.h"
 #include "harness.h"
 
 /* The test server: what to send on the nth connection, then how to end it. */
@@ -193,6 +197,30 @@ static ds_socket_t *client_new(int port, size_t max_line_bytes, uint64_t block_i
   o.backoff_max_ms = 20;
   CHECK_EQ_INT(ds_socket_new(&loop, &o, &s), 0);
   return s;
+}
+
+static ds_socket_t *client_with_wal(int port, uint64_t block_interval_ms, ds_wal_t *wal,
+                                    uint64_t stream) {
+  ds_socket_opts_t o;
+  ds_socket_t *s = NULL;
+  ds_socket_opts_init(&o);
+  o.host = "127.0.0.1";
+  o.port = port;
+  o.block_interval_ms = block_interval_ms;
+  o.wal = wal;
+  o.wal_stream = stream;
+  CHECK_EQ_INT(ds_socket_new(&loop, &o, &s), 0);
+  return s;
+}
+
+static ds_wal_t *wal_in(char *dir, size_t n) {
+  ds_wal_opts_t o;
+  ds_wal_t *w = NULL;
+  snprintf(dir, n, "/tmp/test_socket_wal_XXXXXX");
+  CHECK(mkdtemp(dir) != NULL);
+  ds_wal_opts_init(&o);
+  CHECK_EQ_INT(ds_wal_open(dir, &o, &w, NULL, 0), 0);
+  return w;
 }
 
 static void client_close(ds_socket_t *s) {
@@ -659,6 +687,114 @@ static void test_new_checks_options_and_memory(void) {
   finish_loop();
 }
 
+/* With a WAL, a line counts as received only once its block is in the WAL,
+ * and each take says which seqs it holds: replaying them gives the lines. */
+static void test_wal_holds_every_line_taken(void) {
+  size_t n = 20000, i, len = 0, got = 0;
+  char *text = malloc(n * 16), dir[64];
+  uint64_t first, last, prev_last = 1; /* seq 1 is another stream's */
+  ds_block_t *chain, *next;
+  ds_wal_t *wal = wal_in(dir, sizeof dir);
+  server_t srv;
+  ds_socket_t *s;
+  int exact = 1, ordered = 1;
+  for (i = 0; i < n; i++)
+    len += (size_t)sprintf(text + len, "line %zu\n", i);
+  CHECK_EQ_INT(ds_wal_append(wal, 1, DS_WAL_LINES, "", 0, &first, NULL, 0), 0);
+  start_loop();
+  server_bind(&srv);
+  server_script(&srv, 0, text, len, END_KEEP);
+  server_listen(&srv);
+  s = client_with_wal(srv.port, 1, wal, 9);
+  CHECK_EQ_INT(ds_socket_start(s), 0);
+  while (got < n && !timed_out) {
+    run_until(records_reach, s, (long)got + 1);
+    chain = ds_socket_take_seqs(s, &first, &last);
+    if (chain == NULL)
+      continue;
+    ordered = ordered && first == prev_last + 1 && last >= first;
+    prev_last = last;
+    for (; chain != NULL; chain = next) {
+      ds_wal_iter_t it;
+      ds_wal_block_t blk;
+      next = chain->next;
+      ds_wal_iter_init(&it, wal, 9, first - 1, last);
+      CHECK_EQ_INT(ds_wal_iter_next(&it, &blk, NULL, 0), 1);
+      exact = exact && blk.seq == first && blk.len == chain->len &&
+              memcmp(blk.data, chain->data, blk.len) == 0;
+      ds_wal_iter_close(&it);
+      got += chain->count;
+      first++;
+      ds_block_free(chain);
+    }
+  }
+  CHECK_EQ_INT(got, n);
+  CHECK(exact);
+  CHECK(ordered);
+  CHECK_EQ_INT(prev_last, ds_wal_last_seq(wal));
+  CHECK(ds_socket_take_seqs(s, &first, &last) == NULL && first == 0 && last == 0);
+  client_close(s);
+  server_close(&srv);
+  finish_loop();
+  ds_wal_free(wal);
+  CHECK_EQ_INT(ds_fs_remove_tree(dir, NULL, 0), 0);
+  free(text);
+}
+
+/* A WAL that cannot take a block (a real file size limit, as a full disk):
+ * the lines do not count, stay in memory, the failure is reported once,
+ * and the next seal after room is made logs and hands them over. */
+static void test_wal_failure_keeps_the_lines(void) {
+  static const char text[] = "one\ntwo\n";
+  const char *want[] = {"one", "two"};
+  size_t wlen[] = {3, 3};
+  char dir[64], path[128], msg[DS_SOCKET_MESSAGE_MAX];
+  ds_wal_t *wal = wal_in(dir, sizeof dir);
+  struct rlimit saved, full;
+  uint64_t first = 9, last = 9;
+  ds_socket_report_t r;
+  ds_socket_stats_t st;
+  server_t srv;
+  ds_socket_t *s;
+  start_loop();
+  server_bind(&srv);
+  server_script(&srv, 0, text, sizeof(text) - 1, END_KEEP);
+  server_listen(&srv);
+  s = client_with_wal(srv.port, 0, wal, 0);
+  CHECK_EQ_INT(ds_socket_start(s), 0);
+  run_until(bytes_reach, s, (long)sizeof(text) - 1);
+  CHECK_EQ_INT(stats_of(s).records, 0); /* split, not yet in the WAL */
+  signal(SIGXFSZ, SIG_IGN);
+  CHECK_EQ_INT(getrlimit(RLIMIT_FSIZE, &saved), 0);
+  full = saved;
+  full.rlim_cur = 1;
+  CHECK_EQ_INT(setrlimit(RLIMIT_FSIZE, &full), 0);
+  CHECK(ds_socket_take_seqs(s, &first, &last) == NULL && first == 0 && last == 0);
+  CHECK(ds_socket_take(s) == NULL);
+  CHECK_EQ_INT(setrlimit(RLIMIT_FSIZE, &saved), 0);
+  st = stats_of(s);
+  CHECK_EQ_INT(st.records, 0);
+  CHECK_EQ_INT(st.wal_pending, 2);
+  CHECK_EQ_INT(st.wal_errors, 2);
+  CHECK_EQ_INT(ds_socket_errors(s, &r, 1), 1);
+  CHECK_EQ_INT(r.code, DS_EIO);
+  snprintf(path, sizeof path, "%s/wal-0000000000000001.log", dir);
+  snprintf(msg, sizeof msg, "EIO: write-ahead log append failed (%s (File too large)); 2 lines "
+           "from 127.0.0.1:%d kept in memory, retried at the next seal", path, srv.port);
+  CHECK_EQ_STR(r.message, msg);
+  CHECK_EQ_INT(ds_socket_errors(s, &r, 1), 0); /* one report per run of failures */
+  check_take(s, want, wlen, 2);
+  st = stats_of(s);
+  CHECK_EQ_INT(st.records, 2);
+  CHECK_EQ_INT(st.wal_pending, 0);
+  CHECK_EQ_INT(ds_wal_last_seq(wal), 1);
+  client_close(s);
+  server_close(&srv);
+  finish_loop();
+  ds_wal_free(wal);
+  CHECK_EQ_INT(ds_fs_remove_tree(dir, NULL, 0), 0);
+}
+
 int main(void) {
   ds_test_begin();
   test_lines_arrive_exactly();
@@ -675,5 +811,7 @@ int main(void) {
   test_unresolvable_host_is_reported_and_retried();
   test_out_of_memory_drops_the_read_and_reconnects();
   test_new_checks_options_and_memory();
+  test_wal_holds_every_line_taken();
+  test_wal_failure_keeps_the_lines();
   return ds_test_end("test_socket");
 }
