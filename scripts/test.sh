@@ -56,7 +56,13 @@ elif CC=clang build build-fuzz -DCMAKE_BUILD_TYPE=Debug -DDS_SANITIZE=ON -DDS_FU
     [ -x "$target" ] || continue
     name=$(basename "$target")
     artifacts=$(mktemp -d)
-    if "$target" -runs="$fuzz_runs" -artifact_prefix="$artifacts/" ${DS_FUZZ_ARGS:-} >"build-fuzz/$name.log" 2>&1; then
+    # The seeds in fuzz/corpus/<name minus fuzz_> are read, never written:
+    # what the run finds goes to a temporary first corpus directory.
+    corpus=()
+    if [ -d "fuzz/corpus/${name#fuzz_}" ]; then
+      corpus=("$(mktemp -d)" "fuzz/corpus/${name#fuzz_}")
+    fi
+    if "$target" -runs="$fuzz_runs" -artifact_prefix="$artifacts/" ${DS_FUZZ_ARGS:-} "${corpus[@]}" >"build-fuzz/$name.log" 2>&1; then
       echo "[fuzz] $name: $(grep -E '^Done [0-9]+ runs' "build-fuzz/$name.log")"; passed=$((passed + 1))
     else
       echo "[fuzz] $name failed; input kept in $artifacts:"; grep -E 'fuzz_|ERROR|SUMMARY' "build-fuzz/$name.log" | head -n 20 | sed 's/^/[fuzz] /'

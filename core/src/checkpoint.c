@@ -16,10 +16,11 @@
  * temporary file whenever it holds a chunk, so a checkpoint of any size costs
  * about one chunk of memory besides the caller's sections.
  *
- * HOW A FILE IS READ: the whole file is read, then walked twice: the first
- * walk checks every frame and counts what the second, which cannot fail,
- * copies into one allocation (sections split over frames become contiguous).
- * The file's bytes are freed before the parse returns.
+ * HOW A FILE IS READ: the whole file is read into one buffer, then walked
+ * twice: the first walk checks every frame (CRC, structure, the rules of the
+ * format) and counts; the second, which cannot fail, moves the sections'
+ * names and bytes down over the frame headers, in place, so that a section
+ * split over frames becomes contiguous without a second buffer.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -122,6 +123,7 @@ typedef struct {
   const unsigned char *data;
   size_t len;
   size_t pos;     /* of the current frame */
+  int checked;    /* the walk that fills: every frame was checked before */
   char *errbuf;
   size_t errlen;
 } reader_t;
@@ -139,7 +141,17 @@ typedef struct {
 static int open_frame(reader_t *rd, ds_frame_t *f, ds_cursor_t *c, size_t *items) {
   char why[256];
   ds_codec_value_t v;
-  int err = ds_frame_open(f, rd->data + rd->pos, rd->len - rd->pos, why, sizeof why);
+  int err;
+  if (rd->checked) {
+    /* No second CRC pass over the file: the first walk did it. */
+    ds_frame_header(f, rd->data + rd->pos, rd->len - rd->pos, NULL, 0);
+    f->payload = (const char *)rd->data + rd->pos + DS_FRAME_HEADER_LEN;
+    ds_cursor_init_frame(c, f);
+    ds_codec_read(c, &v, NULL, 0);
+    *items = v.u.count;
+    return 0;
+  }
+  err = ds_frame_open(f, rd->data + rd->pos, rd->len - rd->pos, why, sizeof why);
   if (err != 0)
     return ds__error_fill(rd->errbuf, rd->errlen, err, "byte %zu: %s", rd->pos, why);
   ds_cursor_init_frame(c, f);
@@ -261,16 +273,18 @@ static int read_body(reader_t *rd, walk_t *w) {
       if (w->out != NULL) {
         ds_checkpoint_section_t *sec = &w->out[w->sections];
         if (len > 0)
-          memcpy(w->blob_out, s, len);
+          memmove(w->blob_out, s, len);
         sec->name = w->blob_out;
         sec->name_len = len;
         sec->data = w->blob_out + len;
         sec->len = (size_t)n;
+        w->blob_out += len;
       }
       w->blob += len + (size_t)n;
-      w->blob_out += w->out != NULL ? len : 0;
       w->sections++;
-    } else if (off != got || n != length || len != name_len || memcmp(s, name, len) != 0) {
+    } else if (off != got || n != length ||
+               /* the filling walk may have moved bytes over the first name */
+               (!rd->checked && (len != name_len || memcmp(s, name, len) != 0))) {
       return bad(rd, "a section frame out of place (name, length or offset)");
     }
     if (!read_str(&c, &s, &len))
@@ -279,7 +293,7 @@ static int read_body(reader_t *rd, walk_t *w) {
       return bad(rd, "a section frame's bytes run past the section's length");
     if (w->out != NULL) {
       if (len > 0)
-        memcpy(w->blob_out, s, len);
+        memmove(w->blob_out, s, len);
       w->blob_out += len;
     }
     got += (int64_t)len;
@@ -294,6 +308,7 @@ static int walk(const void *data, size_t len, walk_t *w, char *errbuf, size_t er
   rd.data = data;
   rd.len = len;
   rd.pos = 0;
+  rd.checked = w->out != NULL;
   rd.errbuf = errbuf;
   rd.errlen = errlen;
   w->sections = 0;
@@ -312,8 +327,15 @@ void ds_checkpoint_file_close(ds_checkpoint_file_t *f) {
   f->nsections = 0;
 }
 
-int ds_checkpoint_parse(ds_checkpoint_file_t *f, const void *data, size_t len,
-                        char *errbuf, size_t errlen) {
+/* Parse the file held in data (len bytes, a ds_malloc'd buffer) and, on
+ * success, take the buffer as f's blob: the second walk moves the sections'
+ * names and bytes down over the frames' headers and encodings, in place.
+ * That is safe because it never writes at or past the frame it reads (the
+ * header frame alone is more than the 16 bytes of a frame header ahead), and
+ * each item is read before bytes are moved over it. On error data is the
+ * caller's still. */
+static int parse_owned(ds_checkpoint_file_t *f, char *data, size_t len, char *errbuf,
+                       size_t errlen) {
   walk_t w;
   int err;
   memset(f, 0, sizeof *f);
@@ -322,14 +344,12 @@ int ds_checkpoint_parse(ds_checkpoint_file_t *f, const void *data, size_t len,
   if (err != 0)
     return err;
   f->sections = ds_calloc(w.sections > 0 ? w.sections : 1, sizeof *f->sections);
-  f->blob = ds_malloc(w.blob > 0 ? w.blob : 1);
-  if (f->sections == NULL || f->blob == NULL) {
-    ds_checkpoint_file_close(f);
+  if (f->sections == NULL)
     return ds__error_fill(errbuf, errlen, DS_ENOMEM, "checkpoint of %zu bytes", len);
-  }
   w.out = f->sections;
-  w.blob_out = f->blob;
+  w.blob_out = data;
   walk(data, len, &w, NULL, 0); /* checked above: cannot fail */
+  f->blob = data;
   f->kind = w.kind;
   f->seq = (uint64_t)w.seq;
   f->base = (uint64_t)w.base;
@@ -337,6 +357,21 @@ int ds_checkpoint_parse(ds_checkpoint_file_t *f, const void *data, size_t len,
   f->nsections = w.sections;
   f->size = len;
   return 0;
+}
+
+int ds_checkpoint_parse(ds_checkpoint_file_t *f, const void *data, size_t len,
+                        char *errbuf, size_t errlen) {
+  char *copy = ds_malloc(len > 0 ? len : 1);
+  int err;
+  memset(f, 0, sizeof *f);
+  if (copy == NULL)
+    return ds__error_fill(errbuf, errlen, DS_ENOMEM, "checkpoint of %zu bytes", len);
+  if (len > 0)
+    memcpy(copy, data, len);
+  err = parse_owned(f, copy, len, errbuf, errlen);
+  if (err != 0)
+    ds_free(copy);
+  return err;
 }
 
 /* --- writing -------------------------------------------------------------- */
@@ -347,9 +382,13 @@ typedef struct {
   uint64_t written;
 } writer_t;
 
+/* Write out what the buffer holds; a writer without a file (fd -1)
+ * keeps everything in its buffer. */
 static int flush(writer_t *wr) {
   const char *p = wr->buf.data;
   size_t left = wr->buf.len;
+  if (wr->fd < 0)
+    return 0;
   while (left > 0) {
     ssize_t put = write(wr->fd, p, left);
     if (put < 0 && errno == EINTR)
@@ -370,7 +409,7 @@ static int put_frame_end(writer_t *wr, size_t start) {
   int err = ds_frame_end(&wr->buf, start, 1);
   if (err != 0)
     return err;
-  return wr->buf.len >= DS_CHECKPOINT_CHUNK ? flush(wr) : 0;
+  return wr->fd >= 0 && wr->buf.len >= DS_CHECKPOINT_CHUNK ? flush(wr) : 0;
 }
 
 static int put_header(writer_t *wr, ds_checkpoint_kind_t kind, int64_t seq, int64_t base,
@@ -437,6 +476,37 @@ static int put_trailer(writer_t *wr, size_t n, uint64_t total) {
   return err != 0 ? err : flush(wr);
 }
 
+static int put_all(writer_t *wr, ds_checkpoint_kind_t kind, int64_t seq, int64_t base,
+                   int64_t time, const ds_checkpoint_section_t *sections, size_t n) {
+  uint64_t total = 0;
+  size_t i;
+  int err = put_header(wr, kind, seq, base, time, n);
+  for (i = 0; i < n && err == 0; i++) {
+    err = put_section(wr, &sections[i]);
+    total += sections[i].len;
+  }
+  return err != 0 ? err : put_trailer(wr, n, total);
+}
+
+int ds_checkpoint_encode(ds_buf_t *out, ds_checkpoint_kind_t kind, uint64_t seq, uint64_t base,
+                         int64_t time_ms, const ds_checkpoint_section_t *sections, size_t n) {
+  size_t orig = out->len;
+  writer_t wr;
+  int err;
+  if ((unsigned)kind > DS_CHECKPOINT_PENDING || time_ms < 0 || time_ms > MAX_NUMBER ||
+      seq > (uint64_t)MAX_NUMBER || (kind == DS_CHECKPOINT_PENDING) != (seq == 0) ||
+      (kind == DS_CHECKPOINT_DELTA) != (base != 0) || (base != 0 && base >= seq))
+    return DS_EINVAL;
+  wr.fd = -1;
+  wr.buf = *out;
+  wr.written = 0;
+  err = put_all(&wr, kind, (int64_t)seq, (int64_t)base, time_ms, sections, n);
+  *out = wr.buf;
+  if (err != 0)
+    ds_buf_truncate(out, orig);
+  return err;
+}
+
 /* Write the file name in cp->dir through a temporary file, fsync, rename,
  * fsync the directory. */
 static int write_file(const ds_checkpoint_t *cp, const char *name, ds_checkpoint_kind_t kind,
@@ -444,9 +514,7 @@ static int write_file(const ds_checkpoint_t *cp, const char *name, ds_checkpoint
                       const ds_checkpoint_section_t *sections, size_t n, uint64_t *bytes,
                       char *errbuf, size_t errlen) {
   char *path = join(cp->dir, name, NULL), *tmp = join(cp->dir, name, TMP_SUFFIX);
-  uint64_t total = 0;
   writer_t wr;
-  size_t i;
   int err = 0;
   if (path == NULL || tmp == NULL) {
     ds_free(path);
@@ -460,13 +528,7 @@ static int write_file(const ds_checkpoint_t *cp, const char *name, ds_checkpoint
     err = ds__fs_fail(errno, tmp, NULL, errbuf, errlen);
     goto done;
   }
-  err = put_header(&wr, kind, seq, base, time, n);
-  for (i = 0; i < n && err == 0; i++) {
-    err = put_section(&wr, &sections[i]);
-    total += sections[i].len;
-  }
-  if (err == 0)
-    err = put_trailer(&wr, n, total);
+  err = put_all(&wr, kind, seq, base, time, sections, n);
   if (err == 0 && fsync(wr.fd) != 0)
     err = errno;
   if (close(wr.fd) != 0 && err == 0)
@@ -641,10 +703,10 @@ typedef struct {
   int code;             /* DS_E* of the damage */
   char why[WHY_LEN];    /* the damage: byte offset and reason */
   ds_checkpoint_file_t f;
-} entry_t;
+} file_entry_t;
 
 static int by_num(const void *a, const void *b) {
-  const entry_t *x = a, *y = b;
+  const file_entry_t *x = a, *y = b;
   return x->num < y->num ? -1 : x->num > y->num ? 1 : 0;
 }
 
@@ -689,7 +751,7 @@ static int read_whole(const char *path, char **data, size_t *len, char *errbuf, 
 
 /* Read and check an entry once; its state says the outcome. Only a system
  * error (not damage) is returned. */
-static int examine(const ds_checkpoint_t *cp, entry_t *e, char *errbuf, size_t errlen) {
+static int examine(const ds_checkpoint_t *cp, file_entry_t *e, char *errbuf, size_t errlen) {
   char *path, *data = NULL;
   size_t len = 0;
   int err;
@@ -702,8 +764,9 @@ static int examine(const ds_checkpoint_t *cp, entry_t *e, char *errbuf, size_t e
   ds_free(path);
   if (err != 0)
     return err;
-  err = ds_checkpoint_parse(&e->f, data, len, e->why, sizeof e->why);
-  ds_free(data);
+  err = parse_owned(&e->f, data, len, e->why, sizeof e->why);
+  if (err != 0)
+    ds_free(data);
   if (err == DS_ENOMEM)
     return ds__error_fill(errbuf, errlen, err, "%s/%s", cp->dir, e->name);
   if (err == 0 && (e->f.kind != e->kind ||
@@ -719,7 +782,7 @@ static int examine(const ds_checkpoint_t *cp, entry_t *e, char *errbuf, size_t e
   return 0;
 }
 
-static entry_t *find_seq(entry_t *es, size_t n, uint64_t seq) {
+static file_entry_t *find_seq(file_entry_t *es, size_t n, uint64_t seq) {
   size_t i;
   for (i = 0; i < n; i++)
     if (es[i].kind != DS_CHECKPOINT_PENDING && (uint64_t)es[i].num == seq)
@@ -740,14 +803,14 @@ static int add_warning(ds_checkpoint_loaded_t *out, const char *text) {
 
 /* Walk from candidate c down its base links to a full. 1 when the whole
  * chain is intact (*len gets its length), 0 with why saying what broke it. */
-static int chain_of(const ds_checkpoint_t *cp, entry_t *es, size_t n, entry_t *c, size_t *len,
+static int chain_of(const ds_checkpoint_t *cp, file_entry_t *es, size_t n, file_entry_t *c, size_t *len,
                     char *why, size_t whylen, int *code, char *errbuf, size_t errlen,
                     int *err) {
-  entry_t *e = c;
+  file_entry_t *e = c;
   *len = 0;
   for (;;) {
     uint64_t base;
-    entry_t *b;
+    file_entry_t *b;
     if ((*err = examine(cp, e, errbuf, errlen)) != 0)
       return 0;
     if (e->state == 2) {
@@ -788,7 +851,7 @@ void ds_checkpoint_loaded_close(ds_checkpoint_loaded_t *out) {
   memset(out, 0, sizeof *out);
 }
 
-static void free_entries(entry_t *es, size_t n) {
+static void free_entries(file_entry_t *es, size_t n) {
   size_t i;
   for (i = 0; i < n; i++) {
     ds_checkpoint_file_close(&es[i].f);
@@ -798,9 +861,9 @@ static void free_entries(entry_t *es, size_t n) {
 }
 
 /* Move the chain ending at c (length len) into out, full first. */
-static int take_chain(entry_t *es, size_t n, entry_t *c, size_t len,
+static int take_chain(file_entry_t *es, size_t n, file_entry_t *c, size_t len,
                       ds_checkpoint_loaded_t *out) {
-  entry_t *e = c;
+  file_entry_t *e = c;
   size_t i;
   out->chain = ds_calloc(len, sizeof *out->chain);
   if (out->chain == NULL)
@@ -820,7 +883,7 @@ static int take_chain(entry_t *es, size_t n, entry_t *c, size_t len,
 int ds_checkpoint_load(ds_checkpoint_t *cp, ds_checkpoint_loaded_t *out, char *errbuf,
                        size_t errlen) {
   char **names = NULL, why[2 * WHY_LEN + 128], used[256];
-  entry_t *es = NULL, *winner = NULL;
+  file_entry_t *es = NULL, *winner = NULL;
   size_t nnames = 0, n = 0, i, chain_len = 0, ncheckpoints = 0;
   uint64_t *bad = NULL;
   size_t nbad = 0;
@@ -859,7 +922,7 @@ int ds_checkpoint_load(ds_checkpoint_t *cp, ds_checkpoint_loaded_t *out, char *e
     goto done;
   }
   for (i = n; i-- > 0 && winner == NULL;) {
-    entry_t *c = &es[i];
+    file_entry_t *c = &es[i];
     int code = 0;
     if (c->kind == DS_CHECKPOINT_PENDING)
       continue;
@@ -881,9 +944,10 @@ int ds_checkpoint_load(ds_checkpoint_t *cp, ds_checkpoint_loaded_t *out, char *e
     if (es[i].state == 2 && es[i].kind != DS_CHECKPOINT_PENDING)
       bad[nbad++] = (uint64_t)es[i].num;
   ds_free(cp->bad);
-  cp->bad = bad;
+  cp->bad = nbad > 0 ? bad : NULL;
   cp->nbad = nbad;
-  bad = NULL;
+  if (nbad > 0)
+    bad = NULL;
   if (winner == NULL) {
     size_t w;
     int off = snprintf(errbuf, errlen, "no intact checkpoint in %s:", cp->dir);
@@ -918,7 +982,7 @@ int ds_checkpoint_load(ds_checkpoint_t *cp, ds_checkpoint_loaded_t *out, char *e
       goto done;
     }
     for (i = 0; i < n; i++) {
-      entry_t *e = &es[i];
+      file_entry_t *e = &es[i];
       if (e->kind != DS_CHECKPOINT_PENDING || e->num <= time)
         continue;
       if ((err = examine(cp, e, errbuf, errlen)) != 0)

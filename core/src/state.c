@@ -220,8 +220,6 @@ static int set(ds_state_t *s, uint32_t slot, const ds_state_item_t *v,
                int64_t now) {
   int err = touch_prepare(s, now);
   if (err == 0)
-    err = track_reserve(s);
-  if (err == 0)
     err = value_store(s, entry_at(s, slot), v);
   if (err != 0)
     return err;
@@ -236,8 +234,6 @@ int ds__state_insert(ds_state_t *s, const probe_t *k, const ds_state_item_t *v,
   uint32_t slot;
   entry_t *e;
   int err = touch_prepare(s, now);
-  if (err == 0)
-    err = track_reserve(s);
   if (err == 0 && (uint64_t)(s->count + 1) * 5 > (uint64_t)s->cap * 4)
     err = ds__index_grow(s);
   if (err == 0)
@@ -331,7 +327,7 @@ int ds_state_touch(ds_state_t *s, int slot, int64_t now_ms) {
   int err;
   if (!slot_live(s, slot))
     return DS_EINVAL;
-  if ((err = touch_prepare(s, now_ms)) != 0 || (err = track_reserve(s)) != 0)
+  if ((err = touch_prepare(s, now_ms)) != 0)
     return err;
   touch(s, (uint32_t)slot, 0, now_ms);
   /* Without a timeout a touch changes nothing a checkpoint holds. */

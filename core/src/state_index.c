@@ -114,3 +114,25 @@ void ds__index_delete(ds_state_t *s, uint32_t hole) {
   }
   s->index[hole] = 0;
 }
+
+int ds__index_reserve(ds_state_t *s, uint32_t count) {
+  uint32_t cap = s->cap > 0 ? s->cap : INDEX_MIN;
+  uint32_t *index;
+  if (s->count != 0)
+    return 0; /* only an empty store: nothing to rehash */
+  while ((uint64_t)count * 5 > (uint64_t)cap * 4) {
+    if (cap > UINT32_MAX / 3 * 2)
+      return 0; /* inserting will say what is wrong */
+    cap += cap / 2;
+  }
+  if (cap <= s->cap)
+    return 0;
+  index = ds_calloc(cap, sizeof *index);
+  if (index == NULL)
+    return DS_ENOMEM;
+  ds__state_dealloc(s, s->index, (size_t)s->cap * sizeof *index);
+  s->memory += (size_t)cap * sizeof *index;
+  s->index = index;
+  s->cap = cap;
+  return 0;
+}

@@ -482,6 +482,9 @@ void ds__index_put(const ds_state_t *s, uint32_t *index, uint32_t cap,
                    uint64_t hash, uint32_t slot);
 /* Rebuild the index half as large again; DS_ENOMEM leaves the old one. */
 int ds__index_grow(ds_state_t *s);
+/* Size the index of an empty store for count keys at once, as growing
+ * key by key would have: a restore rehashes nothing. DS_ENOMEM leaves it. */
+int ds__index_reserve(ds_state_t *s, uint32_t count);
 /* Empty the word at hole (no tombstones). */
 void ds__index_delete(ds_state_t *s, uint32_t hole);
 
@@ -551,31 +554,22 @@ static inline void touch(ds_state_t *s, uint32_t slot, int fresh, int64_t now) {
 
 /* --- the change record (state_track.c) ------------------------------------ */
 
-/* Make room in the record for one more slot; DS_ENOMEM, nothing changed. */
-int ds__track_grow(ds_state_t *s);
-/* Make room in the per-slot bits for `slots` slots; DS_ENOMEM likewise. */
+/* Record that a live slot not yet in the list was set. */
+void ds__track_set(ds_state_t *s, uint32_t slot);
+/* Make room in the per-slot bits for `slots` slots; DS_ENOMEM, nothing
+ * changed. */
 int ds__track_bits(ds_state_t *s, uint32_t slots);
 /* Record that the key of a live slot is about to be removed. */
 void ds__track_removed(ds_state_t *s, uint32_t slot);
 /* Start the record again: nothing changed since now. */
 void ds__track_restart(ds_state_t *s);
 
-/* Reserve what track_set() needs: one place in the list. */
-static inline int track_reserve(ds_state_t *s) {
-  if (!s->tracking || s->dlen < s->dcap)
-    return 0;
-  return ds__track_grow(s);
-}
-
-/* Record that a live slot was set (after track_reserve(); cannot fail). */
+/* After a change that succeeded: a store that does not record its changes
+ * pays one test here, per record. */
 static inline void track_set(ds_state_t *s, uint32_t slot) {
-  if (s->tracking) {
-    uint64_t *w = &s->dbits[slot >> 6], bit = (uint64_t)1 << (slot & 63);
-    if ((*w & bit) == 0) {
-      *w |= bit;
-      s->dlist[s->dlen++] = slot;
-    }
-  }
+  if (__builtin_expect(s->tracking, 0) &&
+      (s->dbits[slot >> 6] & (uint64_t)1 << (slot & 63)) == 0)
+    ds__track_set(s, slot);
 }
 
 /* --- the store's own operations (state.c) --------------------------------- */

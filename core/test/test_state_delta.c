@@ -344,6 +344,25 @@ static void test_out_of_memory_keeps_deltas_right(void) {
   ds_state_free(a);
 }
 
+/* A snapshot of many keys (its index built in bulk, state_snapshot.c)
+ * restores them all, each found by its key, with its time. */
+static void test_many_keys_round_trip(void) {
+  ds_state_t *a = ds_state_new(60000), *b = ds_state_new(60000);
+  const char *data;
+  size_t len;
+  char errbuf[200];
+  uint32_t i;
+  for (i = 0; i < 120000; i++)
+    CHECK(key_put_value(a, i, i, 1000 * (int64_t)(1 + i / 10000)) >= 0);
+  for (i = 0; i < 120000; i += 7)
+    key_remove(a, i);
+  CHECK_EQ_INT(ds_state_checkpoint(a, 1, 13000, &data, &len), 0);
+  CHECK_EQ_INT(ds_state_apply(b, data, len, errbuf, sizeof errbuf), 0);
+  CHECK(same_state(a, b) && same_state(b, a));
+  ds_state_free(a);
+  ds_state_free(b);
+}
+
 int main(void) {
   ds_test_begin();
   test_random_without_timeout();
@@ -352,5 +371,6 @@ int main(void) {
   test_tracking_starts_where_it_is();
   test_bad_delta_changes_nothing();
   test_out_of_memory_keeps_deltas_right();
+  test_many_keys_round_trip();
   return ds_test_end("test_state_delta");
 }

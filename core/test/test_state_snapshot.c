@@ -139,10 +139,45 @@ static void test_out_of_memory(void) {
   ds_state_free(a);
 }
 
+/* A snapshot naming a key twice (here the 3rd and the 5th of 6, a long
+ * string kept in a blob; written by hand, CRCs right) is refused, the
+ * store left empty. */
+static void test_a_key_twice_is_refused(void) {
+  static const char *const keys[6] = {"a", "b", "a key long enough for a blob",
+                                      "c", "a key long enough for a blob", "d"};
+  ds_state_t *s = ds_state_new(0);
+  ds_buf_t buf;
+  size_t start;
+  char errbuf[200];
+  int i;
+  ds_buf_init(&buf);
+  CHECK_EQ_INT(ds_frame_begin(&buf, 0, &start), 0);
+  ds_codec_put_array(&buf, 5);
+  ds_codec_put_str(&buf, "dstream.state", 13);
+  ds_codec_put_int(&buf, 1);
+  ds_codec_put_int(&buf, 6);
+  ds_codec_put_int(&buf, 0);
+  ds_codec_put_int(&buf, 1000);
+  CHECK_EQ_INT(ds_frame_end(&buf, start, 1), 0);
+  CHECK_EQ_INT(ds_frame_begin(&buf, DS_FRAME_PAIRS, &start), 0);
+  for (i = 0; i < 6; i++) {
+    ds_codec_put_str(&buf, keys[i], strlen(keys[i]));
+    ds_codec_put_int(&buf, i);
+  }
+  CHECK_EQ_INT(ds_frame_end(&buf, start, 6), 0);
+  CHECK_EQ_INT(ds_state_restore(s, buf.data, buf.len, errbuf, sizeof errbuf),
+               DS_ECORRUPT);
+  CHECK_EQ_STR(errbuf, "state snapshot: key number 5 appears twice (first as key number 3)");
+  CHECK_EQ_INT(ds_state_count(s), 0);
+  ds_buf_close(&buf);
+  ds_state_free(s);
+}
+
 int main(void) {
   ds_test_begin();
   test_round_trip_keeps_times();
   test_failures_say_what_and_where();
   test_out_of_memory();
+  test_a_key_twice_is_refused();
   return ds_test_end("test_state_snapshot");
 }

@@ -2,6 +2,7 @@
  * byte, account for their bytes, and survive a failed allocation. */
 #include <stdio.h>
 
+#include "dstream/codec.h"
 #include "dstream/error.h"
 #include "dstream/window.h"
 #include "harness.h"
@@ -207,6 +208,147 @@ static void test_out_of_memory_changes_nothing(void) {
   ds_window_close(&w);
 }
 
+/* Whether b holds exactly what a holds: the same times, bytes, newest. */
+static int same_buffer(const ds_window_t *a, const ds_window_t *b) {
+  size_t i;
+  if (a->count != b->count || a->bytes != b->bytes ||
+      (a->count > 0 && a->newest != b->newest))
+    return 0;
+  for (i = 0; i < a->count; i++) {
+    int64_t t = a->newest - (int64_t)i * a->step_ms;
+    const char *pa, *pb;
+    size_t la, lb;
+    if (!ds_window_get(a, t, &pa, &la) || !ds_window_get(b, t, &pb, &lb) ||
+        la != lb || (la > 0 && memcmp(pa, pb, la) != 0))
+      return 0;
+  }
+  return 1;
+}
+
+static uint32_t wrng = 5;
+
+static uint32_t wdraw(uint32_t n) {
+  wrng = wrng * 1103515245u + 12345u;
+  return (wrng >> 8) % n;
+}
+
+/* Random pushes (with skipped times), evictions, and a checkpoint of what
+ * entered since the previous one every 1 to 4 pushes, a full one now and
+ * then: a buffer rebuilt from the full one and the later ones holds what
+ * the buffer written holds, whatever left the window meanwhile. */
+static void test_checkpoints_rebuild_the_buffer(void) {
+  int round, mismatches = 0;
+  for (round = 0; round < 20; round++) {
+    ds_window_t w, r;
+    ds_buf_t cp;
+    int64_t t = 1000, since = INT64_MIN;
+    int i;
+    char errbuf[200];
+    ds_buf_init(&cp);
+    ds_window_init(&w, 1000, 1000 * (int64_t)(1 + wdraw(6)));
+    ds_window_init(&r, w.step_ms, w.len_ms);
+    for (i = 0; i < 200; i++) {
+      char bytes[64];
+      int len = wdraw(5) == 0 ? 0 : snprintf(bytes, sizeof bytes, "batch %d %u", i, wdraw(1000));
+      t += 1000 * (int64_t)(1 + (wdraw(4) == 0 ? wdraw(8) : 0));
+      CHECK_EQ_INT(ds_window_push(&w, t, bytes, (size_t)len), 0);
+      if (wdraw(6) == 0)
+        ds_window_evict(&w, t + 1000 * (int64_t)wdraw(4));
+      if (wdraw(3) != 0)
+        continue;
+      ds_buf_truncate(&cp, 0);
+      if (wdraw(10) == 0) { /* compaction: a full one into a new buffer */
+        since = INT64_MIN;
+        ds_window_close(&r);
+      }
+      CHECK_EQ_INT(ds_window_checkpoint(&w, since, &cp), 0);
+      since = w.newest;
+      CHECK_EQ_INT(ds_window_restore(&r, cp.data, cp.len, errbuf, sizeof errbuf), 0);
+      if (!same_buffer(&w, &r) || r.newest != w.newest)
+        mismatches++;
+      /* the next push follows on the rebuilt buffer as on the other */
+    }
+    ds_buf_close(&cp);
+    ds_window_close(&w);
+    ds_window_close(&r);
+  }
+  CHECK_EQ_INT(mismatches, 0);
+}
+
+/* A checkpoint of a buffer that evicted everything keeps its newest time,
+ * so the next push there is refused on both, and one after it accepted. */
+static void test_checkpoint_of_an_emptied_buffer(void) {
+  ds_window_t w, r;
+  ds_buf_t cp;
+  char errbuf[200];
+  ds_buf_init(&cp);
+  ds_window_init(&w, 1000, 2000);
+  ds_window_init(&r, 1000, 2000);
+  CHECK_EQ_INT(ds_window_push(&w, 5000, "x", 1), 0);
+  ds_window_evict(&w, 9000);
+  CHECK_EQ_INT(w.count, 0);
+  CHECK_EQ_INT(ds_window_checkpoint(&w, INT64_MIN, &cp), 0);
+  CHECK_EQ_INT(ds_window_restore(&r, cp.data, cp.len, errbuf, sizeof errbuf), 0);
+  CHECK_EQ_INT(r.count, 0);
+  CHECK_EQ_INT(ds_window_push(&r, 5000, "y", 1), DS_ERANGE);
+  CHECK_EQ_INT(ds_window_push(&r, 6000, "y", 1), 0);
+  /* nothing pushed ever: restores into nothing pushed */
+  ds_window_close(&w);
+  ds_window_close(&r);
+  ds_window_init(&w, 1000, 2000);
+  ds_buf_truncate(&cp, 0);
+  CHECK_EQ_INT(ds_window_checkpoint(&w, INT64_MIN, &cp), 0);
+  CHECK_EQ_INT(ds_window_restore(&r, cp.data, cp.len, errbuf, sizeof errbuf), 0);
+  CHECK_EQ_INT(ds_window_push(&r, 0, "z", 1), 0);
+  ds_buf_close(&cp);
+  ds_window_close(&w);
+  ds_window_close(&r);
+}
+
+/* A damaged or misplaced checkpoint is refused, saying what and where, and
+ * the buffer is unchanged. */
+static void test_bad_checkpoints_change_nothing(void) {
+  ds_window_t w, r, other;
+  ds_buf_t cp, later;
+  char errbuf[200];
+  size_t cut;
+  ds_buf_init(&cp);
+  ds_buf_init(&later);
+  ds_window_init(&w, 1000, 3000);
+  ds_window_init(&r, 1000, 3000);
+  ds_window_init(&other, 1000, 4000);
+  CHECK_EQ_INT(ds_window_push(&w, 1000, "a", 1), 0);
+  CHECK_EQ_INT(ds_window_push(&w, 2000, "bb", 2), 0);
+  CHECK_EQ_INT(ds_window_checkpoint(&w, INT64_MIN, &cp), 0);
+  CHECK_EQ_INT(ds_window_push(&w, 3000, "ccc", 3), 0);
+  CHECK_EQ_INT(ds_window_push(&w, 4000, "dddd", 4), 0);
+  CHECK_EQ_INT(ds_window_checkpoint(&w, 2000, &later), 0);
+  /* the later one alone does not follow */
+  CHECK_EQ_INT(ds_window_restore(&r, later.data, later.len, errbuf, sizeof errbuf), DS_EINVAL);
+  CHECK(strstr(errbuf, "held 3 batches up to 4000, this one would hold fewer") != NULL);
+  CHECK_EQ_INT(r.count, 0);
+  CHECK_EQ_INT(ds_window_restore(&r, cp.data, cp.len, errbuf, sizeof errbuf), 0);
+  for (cut = 0; cut < later.len; cut++) {
+    errbuf[0] = 0;
+    CHECK(ds_window_restore(&r, later.data, cut, errbuf, sizeof errbuf) < 0);
+    CHECK(strstr(errbuf, "window checkpoint: ") == errbuf);
+    CHECK_EQ_INT(r.count, 2);
+  }
+  CHECK_EQ_INT(ds_window_restore(&other, cp.data, cp.len, errbuf, sizeof errbuf), DS_EINVAL);
+  CHECK(strstr(errbuf, "written by a buffer of a 3000 ms window every 1000 ms") != NULL);
+  CHECK_EQ_INT(ds_window_restore(&r, later.data, later.len, errbuf, sizeof errbuf), 0);
+  CHECK(same_buffer(&w, &r));
+  /* again: the same batches no longer follow the newest held */
+  CHECK_EQ_INT(ds_window_restore(&r, later.data, later.len, errbuf, sizeof errbuf), DS_EINVAL);
+  CHECK(strstr(errbuf, "does not follow the newest held (4000)") != NULL);
+  CHECK(same_buffer(&w, &r));
+  ds_buf_close(&cp);
+  ds_buf_close(&later);
+  ds_window_close(&w);
+  ds_window_close(&r);
+  ds_window_close(&other);
+}
+
 int main(void) {
   ds_test_begin();
   test_init_checks_durations();
@@ -217,5 +359,8 @@ int main(void) {
   test_evict_drops_what_no_later_window_reads();
   test_long_windows_wrap_the_ring();
   test_out_of_memory_changes_nothing();
+  test_checkpoints_rebuild_the_buffer();
+  test_checkpoint_of_an_emptied_buffer();
+  test_bad_checkpoints_change_nothing();
   return ds_test_end("test_window");
 }

@@ -181,10 +181,10 @@ function Context.getOrCreate(dir, createFn)
     if loaded then
         local ok, rerr = pcall(checkpoint.restore, ctx, loaded, dir)
         if not ok then fail(tostring(rerr)) end
-        for _, w in ipairs(loaded.warnings or {}) do checkpoint.report(ctx, w) end
+        for _, w in ipairs(loaded.warnings or {}) do ctx:_report_at_start("checkpoint", w) end
         if loaded.warnings and #loaded.warnings > 0 then
-            checkpoint.report(ctx, sformat("recovered from checkpoint %d (batch time %d ms) in %s", loaded.seq or -1,
-                loaded.time, dir))
+            ctx:_report_at_start("checkpoint", sformat("recovered from checkpoint %d (batch time %d ms) in %s",
+                loaded.seq or -1, loaded.time, dir))
         end
     end
     return ctx
@@ -309,7 +309,14 @@ function Context:_open_wal(level)
     local wal, err = core.wal_open(path, {})
     if not wal then error(sformat("StreamingContext: the write-ahead log %s: %s", path, err), level + 1) end
     self.wal = wal
-    for _, w in ipairs(wal:warnings()) do self:_receiver_error("write-ahead log", w) end
+    for _, w in ipairs(wal:warnings()) do self:_report_at_start("write-ahead log", w) end
+end
+
+-- What opening the checkpoint or the log found damaged is reported at
+-- start(), to the listeners added by then.
+function Context:_report_at_start(source, message)
+    self.startup_reports = self.startup_reports or {}
+    self.startup_reports[#self.startup_reports + 1] = {source, message}
 end
 
 --- explain{source = false}: print the graph (streams, stages after fusion,
@@ -386,12 +393,14 @@ function Context:start()
         error("start: wal = true needs a checkpoint directory (the option checkpoint = dir, ssc:checkpoint(dir) "
             .. "or StreamingContext.getOrCreate(dir, createFn)): the write-ahead log is kept there", 2)
     end
+    local hooks = Context.hooks
+    if hooks.on_start then hooks.on_start(self) end
     if self.checkpoint_dir then
         local attached, aerr = pcall(checkpoint.attach, self)
         if not attached then error("start: " .. tostring(aerr), 2) end
     end
-    local hooks = Context.hooks
-    if hooks.on_start then hooks.on_start(self) end
+    for _, r in ipairs(self.startup_reports or {}) do self:_receiver_error(r[1], r[2]) end
+    self.startup_reports = nil
     for _, s in ipairs(self.streams) do s.remember_ms = self.engine:remember(s.id) end
     driver.prepare(self)
     for _, s in ipairs(self.inputs) do

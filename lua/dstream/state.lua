@@ -125,11 +125,12 @@ local function store_of(s, t)
     return store
 end
 
--- Checkpoints (dstream.checkpoint): the keyed store, a snapshot ("F" and
--- the store's snapshot) the first time and when asked for a full one, else
--- its changes since the previous save ("D" and the store's delta). Before
--- the first batch there is no store yet, and nothing to save: recovery then
--- leaves the initial state to be loaded at the first batch, as it would be.
+-- Checkpoints (dstream.checkpoint): the keyed store, a snapshot the first
+-- time and when asked for a full one, else its changes since the previous
+-- save. Before the first batch there is no store yet, and nothing to save:
+-- recovery then leaves the initial state to be loaded at the first batch, as
+-- it would be. So in a chain of checkpoints (a full one and the deltas after
+-- it) a stream's first string is always a snapshot.
 
 local function ckpt_save(s, full, t)
     local store = s.store
@@ -138,22 +139,13 @@ local function ckpt_save(s, full, t)
         store:track()
         s.ckpt_tracked, full = true, true
     end
-    return (full and "F" or "D") .. store:checkpoint(full, t)
+    return store:checkpoint(full, t)
 end
 
--- The chain's strings from the newest snapshot on: the store as it was
--- saved; the initial state is not loaded again.
+-- The store as it was saved; the initial state is not loaded again.
 local function ckpt_restore(s, datas)
-    local from
-    for i = #datas, 1, -1 do
-        if datas[i]:sub(1, 1) == "F" then
-            from = i
-            break
-        end
-    end
-    if from == nil then error("the checkpoint holds changes of its state but no snapshot to apply them to", 0) end
     local store = new_store(s)
-    for i = from, #datas do store:restore(datas[i]:sub(2)) end
+    for i = 1, #datas do store:restore(datas[i]) end
     store:track()
     s.store, s.ckpt_tracked = store, true
 end
@@ -302,9 +294,10 @@ local function update_state(s, r, t)
             if new == nil then
                 store:remove(slot)
             else
-                -- A number state that stays as it was is not written again:
-                -- a checkpoint's delta holds only the keys that changed.
-                if new ~= cur or type(new) ~= "number" then store:put(k, slot, kind, nil, new, t) end
+                -- A number, string or boolean state that stays as it was is
+                -- not written again: a checkpoint's delta holds only the keys
+                -- that changed. (A table may have been changed in place.)
+                if new ~= cur or type(new) == "table" then store:put(k, slot, kind, nil, new, t) end
                 n = n + 1
                 oks[n], ovs[n] = k, new
             end

@@ -505,7 +505,8 @@ end
 -- it, which it takes in at its next one (with a slide longer than the
 -- parent's). Those live in the parent's memory of its batches (generated),
 -- so they are saved here, as records. A delta holds what came since the
--- previous save: the buffer's batches newer than the last evaluation then,
+-- previous save: the buffer's batches newer than the last evaluation then
+-- (buf:checkpoint; restored, the buffer drops what it had dropped),
 -- the running values' changes, the parent batches newer than that save.
 
 -- The parent batches at times in (after, t] that the window has not taken
@@ -542,27 +543,6 @@ local function waiting_batches(w, parent, after, t)
     return times, datas
 end
 
--- The buffer's batches at times in (after, w.last] (all it holds when
--- after is nil), ascending: their times and bytes. The buffer holds
--- consecutive times up to the last evaluation, so this reads at most the
--- window's length of them, and a delta only those pushed since `after`.
-local function held_batches(w, after)
-    local times, datas = {}, {}
-    local last = w.last
-    if last == nil then return times, datas end
-    local lo = last - w.len_ms
-    if after ~= nil and after > lo then lo = after end
-    local buf = w.buf
-    for tb = lo + w.step_ms, last, w.step_ms do
-        local bytes = buf:get(tb)
-        if bytes ~= nil then
-            times[#times + 1] = tb
-            datas[#datas + 1] = bytes
-        end
-    end
-    return times, datas
-end
-
 --- The window's part of the checkpoint after batch t (full: all of it).
 function window.ckpt_save(s, full, t)
     local w = s._win
@@ -578,9 +558,8 @@ function window.ckpt_save(s, full, t)
     local lo = w.last or -math.huge
     if not full and w.ckpt_t > lo then lo = w.ckpt_t end
     local times, batches = waiting_batches(w, s.parents[1], lo, t)
-    local held_times, held = held_batches(w, (not full and w.ckpt_last) or nil)
     local data = {full = full, last = w.last, failed = w.failed, times = times, batches = batches,
-        held_times = held_times, held = held}
+        buf = w.buf:checkpoint((not full and w.ckpt_last) or nil)}
     if w.mode == "scalar" then data.value = {w.value} end
     if st then data.store = st:checkpoint(full, t) end
     w.ckpt_t, w.ckpt_last = t, w.last
@@ -601,12 +580,8 @@ function window.ckpt_restore(s, datas)
     local last = decoded[#decoded]
     for i = from, #decoded do
         local d = decoded[i]
-        for j, tb in ipairs(d.held_times or EMPTY) do
-            local ok, err = w.buf:push(tb, d.held[j])
-            if not ok then
-                error(sformat("%s: its window buffer cannot take back the batch at %d ms: %s", w.op, tb, err), 0)
-            end
-        end
+        local ok, err = w.buf:restore(d.buf)
+        if not ok then error(sformat("%s: its window buffer cannot be restored: %s", w.op, tostring(err)), 0) end
         if d.store then w.store:restore(d.store) end
     end
     if w.store then w.store:track() end

@@ -7,6 +7,10 @@
  *   w:get(t)          -> bytes ("" for an empty batch) | nil when not held
  *   w:evict(t)        -> number of batches dropped
  *   w:bytes()         -> bytes held;  w:count() -> batches held
+ *   w:checkpoint(since_t) -> string: the batches held with time > since_t
+ *                     (all when nil), their times and the buffer's newest
+ *   w:restore(s)      -> true | nil, "ENAME: ...", "ENAME": pushes them
+ *                     (window.h: CHECKPOINT FORMAT)
  *   w:close()         frees everything; also run by __gc
  */
 #include <math.h>
@@ -94,6 +98,36 @@ static int window_count(lua_State *L) {
   return 1;
 }
 
+static int window_checkpoint(lua_State *L) {
+  ds_window_t *w = lds_check_window(L, 1);
+  int64_t since = lua_isnoneornil(L, 2) ? INT64_MIN : check_ms(L, 2);
+  ds_buf_t out;
+  int rc;
+  ds_buf_init(&out);
+  rc = ds_window_checkpoint(w, since, &out);
+  if (rc != 0) {
+    ds_buf_close(&out);
+    return luaL_error(L, "window checkpoint: %s", ds_strerror(rc));
+  }
+  lua_pushlstring(L, out.len > 0 ? out.data : "", out.len);
+  ds_buf_close(&out);
+  return 1;
+}
+
+static int window_restore(lua_State *L) {
+  ds_window_t *w = lds_check_window(L, 1);
+  size_t len;
+  const char *data = luaL_checklstring(L, 2, &len);
+  char errbuf[256];
+  int rc;
+  errbuf[0] = 0;
+  rc = ds_window_restore(w, data, len, errbuf, sizeof errbuf);
+  if (rc != 0)
+    return lds_fail(L, rc, errbuf);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 static int window_close(lua_State *L) {
   lds_window_t *u = luaL_checkudata(L, 1, WINDOW_MT);
   if (u->open) {
@@ -120,6 +154,8 @@ static const luaL_Reg window_methods[] = {
   {"evict", window_evict},
   {"bytes", window_bytes},
   {"count", window_count},
+  {"checkpoint", window_checkpoint},
+  {"restore", window_restore},
   {"close", window_close},
   {NULL, NULL}
 };

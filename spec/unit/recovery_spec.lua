@@ -386,10 +386,16 @@ describe("checkpoints", function()
         -- that can be replayed does that by itself).
         table.insert(queue, 1, input[7])
         ssc = dstream.StreamingContext.getOrCreate(dir, create)
-        assert.is_true(#reports >= 1)
+        -- Heard at start(), by the listeners added until then.
+        local late = {}
+        ssc:addStreamingListener{onReceiverError = function(e) late[#late + 1] = e.message end}
+        assert.are.equal(0, #reports)
+        ssc:start()
+        assert.is_true(#reports >= 2)
+        assert.are.same(reports, late)
         local said = table.concat(reports, "\n")
         assert.matches(names[#names], said, 1, true)
-        ssc:start()
+        assert.matches("recovered from checkpoint %d+ %(batch time 6000 ms%)", said)
         ssc:advance(N - 6)
         ssc:stop()
         -- Batches 1-7 from the first run, 7 again and the rest from the second.
@@ -526,6 +532,25 @@ describe("the write-ahead log option", function()
         local wal = assert(core.wal_open(dir .. "/wal"))
         assert.are.equal(seq, wal:last_seq())
         wal:close()
+    end)
+
+    it("reports at start() what opening the log cut off a torn segment", function()
+        local dir = files.tmpdir()
+        local wal = assert(core.wal_open(dir .. "/wal"))
+        wal:append(0, core.encode({"x"}, 1))
+        wal:close()
+        local seg
+        for _, name in ipairs(listing(dir .. "/wal")) do seg = dir .. "/wal/" .. name end
+        files.append(seg, "torn tail")
+        local ssc = dstream.StreamingContext{batchInterval = 1, clock = "manual", wal = true, checkpoint = dir}
+        local reports = {}
+        ssc:addStreamingListener{onReceiverError = function(e) reports[#reports + 1] = e end}
+        ssc:queueStream({}):foreachRDD(function() end)
+        ssc:start()
+        ssc:stop()
+        assert.are.equal(1, #reports)
+        assert.are.equal("write-ahead log", reports[1].source)
+        assert.matches(seg:match("[^/]+$"), reports[1].message, 1, true)
     end)
 
     it("lets the log drop what each checkpointed batch took", function()

@@ -62,6 +62,43 @@ describe("getOrCreate's graph check", function()
         end))
     end)
 
+    it("restores each named stream's state into the stream of that name, whatever the creation order", function()
+        local dir = files.tmpdir()
+        local queue = {{"a b"}, {"a"}, {"b b"}}
+        local got = {}
+        local function sums(lines)
+            return pairs_of(lines):updateStateByKey(function(vs, s) return (s or 0) + #vs end)
+        end
+        local function maxes(lines)
+            return pairs_of(lines):updateStateByKey(function(vs, s) return math.max(s or 0, #vs) end)
+        end
+        local function build(first_sums)
+            return function()
+                local ssc = context(dir)
+                local lines = ssc:queueStream(queue)
+                local s, m
+                if first_sums then
+                    s, m = sums(lines):name("sums"), maxes(lines):name("maxes")
+                else
+                    m, s = maxes(lines):name("maxes"), sums(lines):name("sums")
+                end
+                got.sums, got.maxes = s:collectBatches(), m:collectBatches()
+                return ssc
+            end
+        end
+        local ssc = dstream.StreamingContext.getOrCreate(dir, build(true))
+        ssc:start()
+        ssc:advance(2)
+        ssc:stop()
+        ssc = dstream.StreamingContext.getOrCreate(dir, build(false))
+        ssc:start()
+        ssc:advance(1)
+        ssc:stop()
+        local batches = require "helpers.batches"
+        assert.are.same({{{"a", 2}, {"b", 3}}}, batches.sorted_all(got.sums))
+        assert.are.same({{{"a", 1}, {"b", 2}}}, batches.sorted_all(got.maxes))
+    end)
+
     it("names a stream that was added", function()
         local dir = checkpointed(function(_, lines) totals(lines):foreachRDD(function() end) end)
         local err = recover_error(dir, function(_, lines)

@@ -80,6 +80,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dstream/codec.h"
+
 #define DS_CHECKPOINT_VERSION 1
 #define DS_CHECKPOINT_CHUNK (1024 * 1024)
 
@@ -164,6 +166,13 @@ int ds_checkpoint_parse(ds_checkpoint_file_t *f, const void *data, size_t len,
                         char *errbuf, size_t errlen);
 /* Free a parsed file; idempotent. */
 void ds_checkpoint_file_close(ds_checkpoint_file_t *f);
+
+/* Append to out the bytes of a checkpoint file (what ds_checkpoint_write
+ * puts in one): for tests and tools. 0, DS_ENOMEM / DS_ERANGE (out
+ * unchanged), or DS_EINVAL when seq and base do not fit the kind (a pending
+ * file has seq 0, a delta a base below its seq, others base 0). */
+int ds_checkpoint_encode(ds_buf_t *out, ds_checkpoint_kind_t kind, uint64_t seq, uint64_t base,
+                         int64_t time_ms, const ds_checkpoint_section_t *sections, size_t n);
 
 /* "full", "delta" or "pending". */
 const char *ds_checkpoint_kind_name(ds_checkpoint_kind_t kind);

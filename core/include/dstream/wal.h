@@ -48,7 +48,7 @@
  * the end of an older one, which a crash cannot cause) is left on disk and
  * its blocks are skipped by replay. Every damage is reported as a warning:
  * the segment's path, the byte offset, how many bytes, why, and the last
- * good seq before it.
+ * good seq before it - at each open, until a release deletes its segment.
  *
  * RESIDUAL RISK: a resync takes the first later offset that holds a good
  * block. A line or record whose bytes are themselves a well-formed WAL frame

@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dstream/codec.h"
+
 /* One batch's bytes; data is NULL for an empty batch. */
 typedef struct {
   char *data; /* owned */
@@ -49,5 +51,26 @@ int ds_window_get(const ds_window_t *w, int64_t t, const char **data,
 /* Drop every batch no window ending at t or later reads (times at or
  * before t - len_ms); returns how many were dropped. */
 size_t ds_window_evict(ds_window_t *w, int64_t t);
+
+/* CHECKPOINT FORMAT: codec frames (codec.h), each of one or two records:
+ *   1. a header frame of one record, the array
+ *        ["dstream.window", 1, <step_ms>, <len_ms>, <newest>, <held>, <n>]
+ *      (format name and version, the buffer's durations, the time of its
+ *      newest batch (the least int64 when nothing was ever pushed), how
+ *      many batches it holds, how many batches follow);
+ *   2. n frames of two records: a batch's time (INT) and its bytes (STR,
+ *      empty for an empty batch), times increasing.
+ * Append to out the batches held with time > since_t (INT64_MIN: all).
+ * 0, or DS_ENOMEM / DS_ERANGE (a batch over 4 GiB) with out as it was. */
+int ds_window_checkpoint(const ds_window_t *w, int64_t since_t, ds_buf_t *out);
+/* Apply len bytes, exactly one checkpoint, onto w: push its batches (they
+ * must come after the newest held) and drop what the buffer written had
+ * dropped, so w holds what it held, if w held what it held at since_t.
+ * 0, or DS_ECORRUPT, DS_ECHECKSUM, DS_ETRUNCATED, DS_EVERSION, DS_EINVAL
+ * (other durations, batches not after the newest held), with w unchanged
+ * and errbuf (may be NULL) saying what and at which byte offset; DS_ENOMEM
+ * may leave some batches pushed. */
+int ds_window_restore(ds_window_t *w, const void *data, size_t len,
+                      char *errbuf, size_t errlen);
 
 #endif
