@@ -22,7 +22,9 @@
  * WITH A WAL a sealed block first joins the `unlogged` list, which is
  * appended to the WAL oldest first; only an appended block moves on to the
  * queue. The list is empty except while the WAL fails, and a block never
- * overtakes an older one, so the queue's seqs stay in order.
+ * overtakes an older one, so the queue's seqs stay in order. While the WAL
+ * fails the connection is not read (`paused`), so what waits in memory
+ * is bounded by what had been read when it started failing.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -74,6 +76,8 @@ struct ds_socket_s {
   ds_block_t *unlogged;         /* sealed, not yet in the WAL, oldest first */
   ds_block_t *unlogged_tail;
   int wal_failing;              /* the last append failed (reported once) */
+  int reading;                  /* uv_read_start is in effect */
+  int paused;                   /* reading stopped because the WAL fails */
   uint64_t first_seq;           /* WAL seqs of the queue's first and last block */
   uint64_t last_seq;
   ds_socket_report_t *reports;  /* ring of opts.max_reports */
@@ -85,6 +89,7 @@ struct ds_socket_s {
 
 static void resolve(ds_socket_t *s);
 static void connect_next(ds_socket_t *s);
+static void start_reading(ds_socket_t *s);
 
 void ds_socket_opts_init(ds_socket_opts_t *opts) {
   memset(opts, 0, sizeof(*opts));
@@ -174,9 +179,14 @@ static void log_blocks(ds_socket_t *s) {
       s->stats.wal_errors++;
       if (!s->wal_failing)
         report(s, rc, "%s: write-ahead log append failed (%s); %llu lines from %s kept in memory, "
-               "retried at the next seal", ds_err_name(rc), err,
+               "reading paused, retried at the next seal", ds_err_name(rc), err,
                (unsigned long long)s->stats.wal_pending, s->peer);
       s->wal_failing = 1;
+      if (s->reading) {
+        uv_read_stop((uv_stream_t *)&s->tcp);
+        s->reading = 0;
+        s->paused = 1;
+      }
       return;
     }
     s->wal_failing = 0;
@@ -186,6 +196,11 @@ static void log_blocks(ds_socket_t *s) {
     blk->next = NULL;
     s->stats.wal_pending -= blk->count;
     receive(s, blk, seq);
+  }
+  if (s->paused) {
+    s->paused = 0;
+    if (s->state == S_CONNECTED && s->tcp_state == HANDLE_OPEN)
+      start_reading(s);
   }
 }
 
@@ -312,6 +327,8 @@ static void on_tcp_closed(uv_handle_t *h) {
 
 static void close_tcp(ds_socket_t *s, int after) {
   s->after_close = after;
+  s->reading = 0;
+  s->paused = 0;
   s->tcp_state = HANDLE_CLOSING;
   s->stats.connected = 0;
   uv_close((uv_handle_t *)&s->tcp, on_tcp_closed);
@@ -387,7 +404,6 @@ static void salvage_reset(ds_socket_t *s) {
 
 static void on_connect(uv_connect_t *req, int status) {
   ds_socket_t *s = req->data;
-  int rc;
   if (status == UV_ECANCELED)
     return; /* we closed the handle: its close callback decides */
   if (status == UV_ECONNRESET) {
@@ -406,10 +422,21 @@ static void on_connect(uv_connect_t *req, int status) {
   s->stats.backoff_ms = 0;
   s->backoff_ms = s->opts.backoff_initial_ms;
   uv_tcp_keepalive(&s->tcp, 1, 60);
-  if ((rc = uv_read_start((uv_stream_t *)&s->tcp, on_alloc, on_read)) < 0) {
+  if (s->wal_failing)
+    s->paused = 1;
+  else
+    start_reading(s);
+}
+
+/* Read the connection (not while the WAL fails: see socket.h). */
+static void start_reading(ds_socket_t *s) {
+  int rc = uv_read_start((uv_stream_t *)&s->tcp, on_alloc, on_read);
+  if (rc < 0) {
     report_failure(s, rc, "read from");
     close_tcp(s, AFTER_RETRY);
+    return;
   }
+  s->reading = 1;
 }
 
 /* Try the next resolved address; when none is left, report and back off. */

@@ -30,6 +30,7 @@ typedef struct {
   int index;
   int end;
   int open;
+  int written;                  /* writes completed */
 } conn_t;
 
 struct server_s {
@@ -115,6 +116,7 @@ static void end_conn(conn_t *c) {
 static void on_written(uv_write_t *w, int status) {
   conn_t *c = w->data;
   (void)status;
+  c->written++;
   if (c->end != END_KEEP && c->open)
     end_conn(c);
 }
@@ -741,13 +743,18 @@ static void test_wal_holds_every_line_taken(void) {
   free(text);
 }
 
+static int written_reach(void *c, long n) {
+  return ((conn_t *)c)->written >= n;
+}
+
 /* A WAL that cannot take a block (a real file size limit, as a full disk):
  * the lines do not count, stay in memory, the failure is reported once,
- * and the next seal after room is made logs and hands them over. */
+ * the connection is not read meanwhile, and the next seal after room is
+ * made logs and hands them over, and reading resumes. */
 static void test_wal_failure_keeps_the_lines(void) {
   static const char text[] = "one\ntwo\n";
-  const char *want[] = {"one", "two"};
-  size_t wlen[] = {3, 3};
+  const char *want[] = {"one", "two"}, *want3[] = {"three"};
+  size_t wlen[] = {3, 3}, wlen3[] = {5};
   char dir[64], path[128], msg[DS_SOCKET_MESSAGE_MAX];
   ds_wal_t *wal = wal_in(dir, sizeof dir);
   struct rlimit saved, full;
@@ -780,14 +787,25 @@ static void test_wal_failure_keeps_the_lines(void) {
   CHECK_EQ_INT(r.code, DS_EIO);
   snprintf(path, sizeof path, "%s/wal-0000000000000001.log", dir);
   snprintf(msg, sizeof msg, "EIO: write-ahead log append failed (%s (File too large)); 2 lines "
-           "from 127.0.0.1:%d kept in memory, retried at the next seal", path, srv.port);
+           "from 127.0.0.1:%d kept in memory, reading paused, retried at the next seal", path,
+           srv.port);
   CHECK_EQ_STR(r.message, msg);
   CHECK_EQ_INT(ds_socket_errors(s, &r, 1), 0); /* one report per run of failures */
+  /* More lines sent now wait in the kernel: the socket does not read them. */
+  conn_write(srv.conns[0], "three\n", 6);
+  run_until(written_reach, srv.conns[0], 2);
+  for (int i = 0; i < 10; i++)
+    uv_run(&loop, UV_RUN_NOWAIT);
+  CHECK_EQ_INT(stats_of(s).bytes, sizeof(text) - 1);
   check_take(s, want, wlen, 2);
   st = stats_of(s);
   CHECK_EQ_INT(st.records, 2);
   CHECK_EQ_INT(st.wal_pending, 0);
   CHECK_EQ_INT(ds_wal_last_seq(wal), 1);
+  /* The WAL took them: reading resumed. */
+  run_until(bytes_reach, s, (long)sizeof(text) - 1 + 6);
+  check_take(s, want3, wlen3, 1);
+  CHECK_EQ_INT(ds_wal_last_seq(wal), 2);
   client_close(s);
   server_close(&srv);
   finish_loop();

@@ -270,7 +270,8 @@ describe("core.socket_new with a WAL", function()
         assert.are.equal(1, #errs)
         assert.are.equal("ECLOSED", errs[1].code)
         assert.matches("^ECLOSED: write%-ahead log append failed %(the WAL in .* is closed%); "
-            .. "2 lines from 127%.0%.0%.1:%d+ kept in memory, retried at the next seal$", errs[1].message)
+            .. "2 lines from 127%.0%.0%.1:%d+ kept in memory, reading paused, retried at the "
+            .. "next seal$", errs[1].message)
         shut(e, sock)
         server:close()
     end)

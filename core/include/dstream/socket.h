@@ -39,8 +39,10 @@
  * take) before any newer block; the first failure of a run is reported
  * (DS_EIO, naming the segment file and the system's reason, and how many
  * lines wait), each failure is counted in stats.wal_errors, and
- * stats.wal_pending says how many lines wait. Meanwhile the connection keeps
- * being read, so memory grows with what arrives until the WAL accepts again.
+ * stats.wal_pending says how many lines wait. Meanwhile the connection is
+ * not read (TCP holds the sender back), so memory stays bounded by what had
+ * been read when the WAL started failing; reading resumes once every
+ * waiting block is in the WAL.
  * The socket borrows the WAL, which must outlive it; a closed WAL fails
  * appends like a full disk (DS_ECLOSED).
  *
