@@ -379,9 +379,12 @@ describe("receiverStream with a write-ahead log", function()
 
         local ssc2, s2, _, errors = logged(dir, {})
         assert.are.same({}, s2:_ckpt_replay(t2, took):collect())
-        assert.matches("wal-0000000000000001.log: torn tail cut", errors[1], 1, true)
+        ssc2:start() -- what the WAL's opening cut is reported at start
+        table.sort(errors)
+        assert.are.equal(2, #errors)
         assert.matches("batch " .. t2 .. " ms: the write-ahead log holds 0 of the 1 records this batch took "
             .. "before the crash (its blocks after seq 1 up to 2): the replayed batch lacks the other 1", errors[2], 1, true)
+        assert.matches("wal-0000000000000001.log: torn tail cut", errors[1] .. errors[2], 1, true)
         close(ssc2)
     end)
 
