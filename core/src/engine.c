@@ -135,6 +135,20 @@ int ds_engine_start(ds_engine_t *e) {
   return 0;
 }
 
+int ds_engine_start_after(ds_engine_t *e, int64_t after_ms) {
+  if (e->started)
+    return DS_ESTATE;
+  if (after_ms < 0 || after_ms % e->batch_ms != 0)
+    return DS_EINVAL;
+  /* A manual clock stands where the recovered run stopped, so that
+   * advance(n) runs the n batches after it; one already past it stays. */
+  if (e->clock.manual && ds_clock_now(&e->clock) < after_ms)
+    ds_clock_set(&e->clock, after_ms);
+  ds_sched_init(&e->sched, e->batch_ms, after_ms);
+  e->started = 1;
+  return 0;
+}
+
 int ds_engine_run(ds_engine_t *e, int64_t timeout_ms) {
   if (!e->loop_open)
     return DS_ECLOSED;

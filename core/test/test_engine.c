@@ -167,6 +167,33 @@ static void test_batch_info_delays(void) {
   CHECK(ds_sched_info(&s, 100) == NULL);
 }
 
+static void test_a_recovered_engine_starts_after_the_checkpointed_batch(void) {
+  ds_engine_t e;
+  int64_t t, before;
+  /* Manual: the clock moves to the recovered time; the next batch follows it. */
+  CHECK_EQ_INT(ds_engine_init(&e, 1000, 1), 0);
+  CHECK_EQ_INT(ds_engine_start_after(&e, 2500), DS_EINVAL);
+  CHECK_EQ_INT(ds_engine_start_after(&e, -1000), DS_EINVAL);
+  CHECK_EQ_INT(ds_engine_start_after(&e, 7000), 0);
+  CHECK_EQ_INT(ds_engine_start_after(&e, 7000), DS_ESTATE);
+  CHECK_EQ_INT(ds_clock_now(&e.clock), 7000);
+  CHECK_EQ_INT(ds_engine_due(&e, &t), 0);
+  CHECK_EQ_INT(ds_engine_advance(&e, 9000), 0);
+  CHECK(ds_engine_due(&e, &t) == 1 && t == 8000);
+  CHECK(ds_engine_due(&e, &t) == 1 && t == 9000);
+  CHECK_EQ_INT(ds_engine_due(&e, &t), 0);
+  CHECK_EQ_INT(ds_engine_close(&e), 0);
+  /* System: every batch missed since the recovered time falls due, in order. */
+  CHECK_EQ_INT(ds_engine_init(&e, 100, 0), 0);
+  before = ds_clock_now(&e.clock);
+  CHECK_EQ_INT(ds_engine_start_after(&e, (before / 100 - 5) * 100), 0);
+  for (int i = 4; i >= 0; i--) {
+    CHECK(ds_engine_due(&e, &t) == 1);
+    CHECK_EQ_INT(t, (before / 100 - i) * 100);
+  }
+  CHECK_EQ_INT(ds_engine_close(&e), 0);
+}
+
 int main(void) {
   ds_test_begin();
   test_manual_clock_runs_each_batch_once();
@@ -177,5 +204,6 @@ int main(void) {
   test_closing_puts_the_old_handlers_back();
   test_a_stop_runs_the_batches_its_outputs_need_at_once();
   test_batch_info_delays();
+  test_a_recovered_engine_starts_after_the_checkpointed_batch();
   return ds_test_end("test_engine");
 }

@@ -10,6 +10,7 @@ local driver = require "dstream.driver"
 local sources = require "dstream.sources"
 local sinks = require "dstream.sinks"
 local explain = require "dstream.explain"
+local checkpoint = require "dstream.checkpoint"
 
 local Context = {}
 Context.__index = Context
@@ -52,7 +53,10 @@ function Context.new(opts)
     if opts.maxRate ~= nil and (type(opts.maxRate) ~= "number" or opts.maxRate <= 0) then
         error("StreamingContext: maxRate must be a positive number of records per second", 2)
     end
-    for _, unsupported in ipairs({"backpressure", "initialRate", "wal"}) do
+    if opts.wal ~= nil and type(opts.wal) ~= "boolean" then
+        error("StreamingContext: wal must be true or false", 2)
+    end
+    for _, unsupported in ipairs({"backpressure", "initialRate"}) do
         if opts[unsupported] then
             error(sformat("StreamingContext: %s is not available in this version of dstream", unsupported), 2)
         end
@@ -70,7 +74,7 @@ function Context.new(opts)
         engine = engine, batch_ms = batch_ms, block_ms = block_ms, clock = clock,
         name = opts.name or "dstream", max_rate = opts.maxRate,
         streams = {}, inputs = {}, outputs = {}, listeners = {},
-        state = "initialized", checkpoint_dir = nil, static_count = 0,
+        state = "initialized", checkpoint_dir = nil, static_count = 0, wal_wanted = opts.wal,
     }, Context)
     if opts.checkpoint ~= nil then ctx:checkpoint(opts.checkpoint) end
     return ctx
@@ -129,8 +133,62 @@ end
 
 --- kafkaStream{...}: not built yet (the README says what is).
 Context.kafkaStream = not_built("kafkaStream (the direct Kafka source)")
---- StreamingContext.getOrCreate(dir, createFn): not built yet (no checkpoints are written).
-Context.getOrCreate = not_built("StreamingContext.getOrCreate (recovery from checkpoints)")
+-- A directory's path without trailing slashes, for comparing two.
+local function dir_key(d)
+    local k = d:gsub("/+$", "")
+    if k == "" then return "/" end
+    return k
+end
+
+--- StreamingContext.getOrCreate(dir, createFn): the context createFn builds,
+--- restored from the newest good checkpoint in dir if there is one; not
+--- started (the caller calls start()).
+function Context.getOrCreate(dir, createFn)
+    if type(dir) ~= "string" or dir == "" then
+        error("getOrCreate: argument #1 (dir) must be a non-empty string", 2)
+    end
+    util.check_function("getOrCreate", 2, "createFn", createFn, 2)
+    if core.checkpoint_open == nil then
+        error("getOrCreate: checkpoint files are not available in this build of dstream", 2)
+    end
+    local cp, err = core.checkpoint_open(dir)
+    if not cp then error(sformat("getOrCreate: the checkpoint directory %s: %s", dir, err), 2) end
+    local loaded
+    loaded, err = cp:load()
+    if loaded == nil and err ~= nil then
+        cp:close()
+        error(sformat("getOrCreate: no checkpoint in %s can be used (%s); move the directory away to start "
+            .. "afresh", dir, err), 2)
+    end
+    local ctx = createFn()
+    if getmetatable(ctx) ~= Context then
+        cp:close()
+        error(sformat("getOrCreate: createFn must return a StreamingContext, got %s", type(ctx)), 2)
+    end
+    local function fail(msg)
+        if not ctx._ckpt then cp:close() end
+        pcall(ctx.stop, ctx)
+        error(msg, 3)
+    end
+    if ctx.state ~= "initialized" then fail("getOrCreate: createFn must return a context that is not started") end
+    if ctx.checkpoint_dir == nil then
+        local ok, cerr = pcall(ctx.checkpoint, ctx, dir)
+        if not ok then fail("getOrCreate: " .. tostring(cerr)) end
+    elseif dir_key(ctx.checkpoint_dir) ~= dir_key(dir) then
+        fail(sformat("getOrCreate: the context createFn returned checkpoints to %s, not to %s", ctx.checkpoint_dir, dir))
+    end
+    checkpoint.attach(ctx, cp)
+    if loaded then
+        local ok, rerr = pcall(checkpoint.restore, ctx, loaded, dir)
+        if not ok then fail(tostring(rerr)) end
+        for _, w in ipairs(loaded.warnings or {}) do ctx:_report_at_start("checkpoint", w) end
+        if loaded.warnings and #loaded.warnings > 0 then
+            ctx:_report_at_start("checkpoint", sformat("recovered from checkpoint %d (batch time %d ms) in %s",
+                loaded.seq or -1, loaded.time, dir))
+        end
+    end
+    return ctx
+end
 
 --- union(streams): the records of every stream of the array.
 function Context:union(streams)
@@ -234,7 +292,31 @@ function Context:checkpoint(dir)
     end
     local ok, err = core.fs_mkdirs(dir)
     if not ok then error("checkpoint: " .. err, 2) end
+    if self._ckpt and dir_key(dir) ~= dir_key(self.checkpoint_dir) then
+        error(sformat("checkpoint: this context already checkpoints to %s", self.checkpoint_dir), 2)
+    end
     self.checkpoint_dir = dir
+    if self.wal_wanted and not self.wal then self:_open_wal(2) end
+end
+
+-- Open the write-ahead log at <checkpoint dir>/wal (sources append to
+-- ctx.wal) and report what its opening cut.
+function Context:_open_wal(level)
+    if core.wal_open == nil then
+        error("StreamingContext: wal = true: the write-ahead log is not available in this build of dstream", level + 1)
+    end
+    local path = dir_key(self.checkpoint_dir) .. "/wal"
+    local wal, err = core.wal_open(path, {})
+    if not wal then error(sformat("StreamingContext: the write-ahead log %s: %s", path, err), level + 1) end
+    self.wal = wal
+    for _, w in ipairs(wal:warnings()) do self:_report_at_start("write-ahead log", w) end
+end
+
+-- What opening the checkpoint or the log found damaged is reported at
+-- start(), to the listeners added by then.
+function Context:_report_at_start(source, message)
+    self.startup_reports = self.startup_reports or {}
+    self.startup_reports[#self.startup_reports + 1] = {source, message}
 end
 
 --- explain{source = false}: print the graph (streams, stages after fusion,
@@ -307,8 +389,18 @@ function Context:start()
     self:_declare_stateful()
     local ok, msg, name, bad = self.engine:graph_validate()
     if not ok then error(graph_error(self, msg, name, bad), 2) end
+    if self.wal_wanted and not self.checkpoint_dir then
+        error("start: wal = true needs a checkpoint directory (the option checkpoint = dir, ssc:checkpoint(dir) "
+            .. "or StreamingContext.getOrCreate(dir, createFn)): the write-ahead log is kept there", 2)
+    end
     local hooks = Context.hooks
     if hooks.on_start then hooks.on_start(self) end
+    if self.checkpoint_dir then
+        local attached, aerr = pcall(checkpoint.attach, self)
+        if not attached then error("start: " .. tostring(aerr), 2) end
+    end
+    for _, r in ipairs(self.startup_reports or {}) do self:_receiver_error(r[1], r[2]) end
+    self.startup_reports = nil
     for _, s in ipairs(self.streams) do s.remember_ms = self.engine:remember(s.id) end
     driver.prepare(self)
     for _, s in ipairs(self.inputs) do
@@ -320,12 +412,13 @@ function Context:start()
                     if other.close then pcall(other.close) end
                 end
                 local _, close_err = driver.close_engine(self)
+                driver.close_durable(self)
                 self.state = "stopped"
                 error("start: " .. tostring(err) .. (close_err and ("; " .. close_err) or ""), 2)
             end
         end
     end
-    local started, err = self.engine:start()
+    local started, err = self.engine:start(self._recovered and self._recovered.time)
     if started and hooks.signals then
         started, err = self.engine:watch_signals((hooks.stop_grace or 0) * 1000)
         err = err and ("watching SIGINT and SIGTERM: " .. err)
@@ -335,6 +428,7 @@ function Context:start()
             if s.stop then pcall(s.stop) end
         end
         local _, close_err = driver.close_engine(self)
+        driver.close_durable(self)
         self.state = "stopped"
         error("start: the engine could not start: " .. err .. (close_err and ("; " .. close_err) or ""), 2)
     end
@@ -422,6 +516,7 @@ function Context:stop(opts)
     if self.state == "initialized" then
         self.state = "stopped"
         local closed, err = driver.close_engine(self)
+        driver.close_durable(self)
         if not closed then error("stop: " .. err, 2) end
         return
     end

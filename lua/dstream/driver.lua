@@ -79,22 +79,63 @@ function driver.prepare(ctx)
     ctx.plan = {steps = steps, handlers = handlers, nodes = {}, forget_ids = {}, forget_times = {}}
 end
 
--- Take every input's data for t; returns the records taken and the first error.
+-- Take every input's data for t (or, for a batch recovery re-runs, what the
+-- pending file says it took); returns the records taken and the first
+-- error. With checkpoints, what each input took is written to t's pending
+-- file before any other node runs.
 local function take_inputs(ctx, t, nodes, ninputs)
     local streams, handlers, records, first_err = ctx.streams, ctx.plan.handlers, 0, nil
+    local ck = ctx._ckpt
+    local replay = ctx._replay and ctx._replay[t]
+    local took
     for i = 1, ninputs do
         local id = nodes[i]
         local s = streams[id + 1]
-        local ok, r = xpcall(s.take, handlers[id + 1], s, t)
+        local data = replay and replay[id]
+        local ok, r
+        if data ~= nil then
+            ok, r = xpcall(s._ckpt_replay, handlers[id + 1], s, t, data)
+        else
+            ok, r = xpcall(s.take, handlers[id + 1], s, t)
+        end
         if ok then
             s.generated[t] = r
             records = records + r.n
+            if ck and data == nil and s._ckpt_input then
+                local got
+                ok, got = xpcall(s._ckpt_input, handlers[id + 1], s, t)
+                if not ok then
+                    first_err = first_err or util.batch_failure(got, t, s)
+                elseif got ~= nil then
+                    took = took or {}
+                    took["s" .. id] = got
+                end
+            end
         else
             s.generated[t] = RDD.empty(t, s:_rdd_id(t))
             first_err = first_err or util.batch_failure(r, t, s)
         end
     end
+    if ck then
+        if took then ck:pending(t, took) end
+        if ctx.wal then ck:wal_mark(t, driver.wal_covered(ctx, replay ~= nil)) end
+    end
     return records, first_err
+end
+
+--- The WAL sequence number up to which every block has been taken by a
+--- batch: the least an input says (_ckpt_wal_covered); else, but for a
+--- re-run batch (which took old blocks, not the new ones), the WAL's last.
+function driver.wal_covered(ctx, replayed)
+    local covered
+    for _, s in ipairs(ctx.inputs) do
+        if s._ckpt_wal_covered then
+            local c = s:_ckpt_wal_covered()
+            if c ~= nil and (covered == nil or c < covered) then covered = c end
+        end
+    end
+    if covered == nil and not replayed then covered = ctx.wal:last_seq() end
+    return covered
 end
 
 -- Run the planned nodes after the inputs; returns the first error. A node
@@ -138,12 +179,16 @@ function driver.run_batch(ctx, t)
     ctx:_notify("onBatchStarted", engine:started(t, started_at))
     local err = run_nodes(ctx, t, nodes, ninputs + 1, n)
     first_err = first_err or err
+    -- The checkpoint is part of the batch: onBatchCompleted means it is on
+    -- disk. A failed batch writes none (checkpoint.lua says why).
+    if ctx._ckpt and first_err == nil then ctx._ckpt:completed(t) end
+    if ctx._replay then ctx._replay[t] = nil end
     ctx:_notify("onBatchCompleted", engine:completed(t, first_err ~= nil))
     local streams = ctx.streams
     for i = 1, nforget do
         streams[fids[i] + 1].generated[ftimes[i]] = nil
     end
-    ctx.last_batch = t
+    ctx.last_batch, ctx.last_batch_failed = t, first_err ~= nil
     ctx.in_batch = false
     return first_err
 end
@@ -301,6 +346,15 @@ local function report_dropped(ctx)
     end
 end
 
+--- Close the checkpoint directory and the write-ahead log, after the inputs.
+function driver.close_durable(ctx)
+    if ctx._ckpt then ctx._ckpt:close() end
+    if ctx.wal then
+        ctx.wal:close()
+        ctx.wal = nil
+    end
+end
+
 --- Stop a started context: gracefully (ctx.stop_graceful) or not, then close
 --- the engine; raises the first error of the batches a graceful stop ran, or
 --- the failure to close.
@@ -312,7 +366,8 @@ function driver.finish_stop(ctx)
         if s.receiver then has_receivers = true end
     end
     local err
-    if ctx.state == "active" and has_receivers then
+    local was_active = ctx.state == "active"
+    if was_active and has_receivers then
         if graceful then
             err = finish_graceful(ctx)
         else
@@ -324,8 +379,16 @@ function driver.finish_stop(ctx)
         end
     end
     driver.drain_errors(ctx)
+    -- A graceful stop leaves a full checkpoint of the last batch (unless a
+    -- batch failed: its pending file makes recovery re-run it).
+    local ck = ctx._ckpt
+    local last = ctx.last_batch or (ctx._recovered and ctx._recovered.time)
+    if ck and graceful and was_active and err == nil and not ctx.last_batch_failed and last then
+        ck:completed(last, true)
+    end
     ctx.state = "stopped"
     local closed, close_err = driver.close_engine(ctx)
+    driver.close_durable(ctx)
     if err then error(err.message, 0) end
     if not closed then error("stop: " .. close_err, 0) end
 end

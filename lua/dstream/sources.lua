@@ -64,6 +64,137 @@ function sources.queueStream(ctx, queue, oneAtATime, default)
     end})
 end
 
+-- Receiver data in the write-ahead log -----------------------------------
+
+--[[ With wal = true (ctx.wal, opened by the checkpointing at D/wal), every
+block a receiver accepts - a socket's block per blockInterval, a custom
+receiver's block per poll - is appended to the WAL under the stream's id,
+and fsynced, before it counts as received. The WAL's seq numbers grow
+across all its streams, so the blocks batch t took are the stream's blocks
+in (after, upto], after being the last seq the batch before took: that
+range (and the number of records, to check a replay) is what the pending
+file of batch t records, and a replay reads exactly those blocks back.
+
+Blocks are logged under a stream number: the stream's id when the WAL first
+saw it, kept in the position and in what a batch took, so a graph rebuilt
+with its streams created in another order (recovery matches them by name)
+still reads its own blocks.
+
+The position saved with a checkpoint is the last seq taken. At start the
+WAL's last seq is noted before the receiver runs: the stream's blocks after
+the position (or after what replayed batches took) up to it are the data
+that waited when the process died, and go into the first batch. Blocks the
+receiver appends after start have higher seqs and come through take(). ]]
+local WalInput = {}
+WalInput.__index = WalInput
+
+local function wal_input(s, desc)
+    return setmetatable({s = s, desc = desc, taken = 0, backlog_end = 0}, WalInput)
+end
+
+-- The WAL: the one opened at start, or before it (a replay) the context's.
+function WalInput:log() return self.wal or self.s.ctx.wal end
+
+--- The stream number its blocks are logged under.
+function WalInput:stream() return self.number or self.s.id end
+
+--- At start, before the receiver appends anything: note where the backlog ends.
+function WalInput:open(wal)
+    self.wal = wal
+    self.backlog_end = wal:last_seq()
+end
+
+-- Records of this stream's blocks in (after, upto]; raises naming the batch.
+function WalInput:read(t, after, upto)
+    local arr, n, ends = self:log():replay(self:stream(), after, upto)
+    if not arr then
+        error(sformat("%s: batch %d ms: the write-ahead log's blocks after seq %d up to %d could not be "
+            .. "read: %s", self.desc, t, after, upto, tostring(n)), 0)
+    end
+    return arr, n, ends
+end
+
+--- Batch t's records: the backlog (first batch after start) then the blocks
+--- take_new() takes from the receiver (arr, n, ends and the seq of the
+--- last, nil if none). The backlog is read first: if that fails (raises),
+--- the receiver keeps its blocks for the next batch.
+function WalInput:take(t, take_new)
+    local after = self.taken
+    local barr, bn, bends
+    if self.backlog_end > self.taken then barr, bn, bends = self:read(t, self.taken, self.backlog_end) end
+    local arr, n, ends, last = take_new()
+    if barr then
+        self.taken = self.backlog_end
+        if bn > 0 then
+            if n > 0 then
+                for i = 1, n do barr[bn + i] = arr[i] end
+                for i = 1, #ends do bends[#bends + 1] = bn + ends[i] end
+            end
+            arr, n, ends = barr, bn + n, bends
+        end
+    end
+    if last and last > self.taken then self.taken = last end
+    self.covered = self.wal:last_seq()
+    self.input = {t = t, after = after, upto = self.taken, n = n}
+    return arr, n, ends
+end
+
+--- What batch t took: nil if no block.
+function WalInput:took(t)
+    local i = self.input
+    if i == nil or i.t ~= t or i.upto == i.after then return nil end
+    return core.encode_value({i.after, i.upto, i.n, self:stream()})
+end
+
+--- Batch t re-taken from the WAL: arr, n, ends. Blocks missing from the WAL
+--- (a torn tail cut at open, segments deleted) are reported.
+function WalInput:replay(t, data)
+    local range = core.decode_value(data)
+    if type(range) ~= "table" or type(range[1]) ~= "number" or type(range[2]) ~= "number" then
+        error(sformat("%s: batch %d ms: the checkpoint's write-ahead log range cannot be read", self.desc, t), 0)
+    end
+    local after, upto, want = range[1], range[2], range[3]
+    if range[4] then self.number = range[4] end
+    local arr, n, ends = self:read(t, after, upto)
+    if want and n ~= want then
+        self.s.ctx:_receiver_error(self.desc, sformat("batch %d ms: the write-ahead log holds %d of the %d "
+            .. "records this batch took before the crash (its blocks after seq %d up to %d): the replayed "
+            .. "batch lacks the other %d", t, n, want, after, upto, want - n))
+    end
+    if upto > self.taken then self.taken = upto end
+    return arr, n, ends
+end
+
+--- The position: the last seq taken, and the stream number.
+function WalInput:position() return core.encode_value({self.taken, self:stream()}) end
+
+--- Restore the position (before start).
+function WalInput:resume(data)
+    local pos = core.decode_value(data)
+    if type(pos) ~= "table" or type(pos[1]) ~= "number" or type(pos[2]) ~= "number" then
+        error(sformat("%s: the checkpoint's write-ahead log position cannot be read", self.desc), 0)
+    end
+    if pos[1] > self.taken then self.taken = pos[1] end
+    self.number = pos[2]
+end
+
+-- The checkpoint protocol's fields of an input stream logged through w.
+local function wal_fields(fields, w)
+    fields._ckpt_input = function(_, t) return w.wal and w:took(t) or nil end
+    fields._ckpt_replay = function(s, t, data)
+        if data == nil or not w:log() then return RDD.empty(t, s:_rdd_id(t)) end
+        local arr, n, ends = w:replay(t, data)
+        return RDD.new(n, arr, nil, ends, t, s:_rdd_id(t))
+    end
+    fields._ckpt_position = function() return w:log() and w:position() or nil end
+    fields._ckpt_resume = function(_, data) w:resume(data) end
+    --- The WAL seq up to which every block of this stream was taken by a
+    --- batch (nil without a WAL): once the backlog is in, each take takes
+    --- every block logged, so it is the WAL's last seq at the latest take.
+    fields._ckpt_wal_covered = function() return w.wal and (w.covered or w.taken) or nil end
+    return fields
+end
+
 -- socketTextStream ----------------------------------------------------------
 
 local SOCKET_OPTS = {maxLineBytes = true, backoffInitial = true, backoffMax = true}
@@ -84,20 +215,28 @@ function sources.socketTextStream(ctx, host, port, opts)
     local desc = sformat("socketTextStream(%s:%d)", host, port)
     local sock
     local taken = 0
-    return input(ctx, {kind = "socketTextStream", desc = desc, pairs = false, receiver = true,
+    local w = wal_input(nil, desc)
+    local s = input(ctx, wal_fields({kind = "socketTextStream", desc = desc, pairs = false, receiver = true,
         start = function()
             local err
+            if ctx.wal then w:open(ctx.wal) end
             sock, err = core.socket_new(ctx.engine, host, port, {maxLineBytes = max_line,
                 blockInterval = ctx.block_ms,
                 backoffInitial = opts.backoffInitial and util.duration_ms("backoffInitial", opts.backoffInitial),
-                backoffMax = opts.backoffMax and util.duration_ms("backoffMax", opts.backoffMax)})
+                backoffMax = opts.backoffMax and util.duration_ms("backoffMax", opts.backoffMax),
+                wal = ctx.wal, walStream = ctx.wal and w:stream()})
             if not sock then error(desc .. ": " .. err, 0) end
             sock:start()
         end,
         take = function(s, t)
             if not sock then return RDD.empty(t, s:_rdd_id(t)) end
-            local arr, n, ends = sock:take()
-            taken = taken + n
+            local function take_new()
+                local arr, n, ends, _, last = sock:take()
+                taken = taken + n
+                return arr, n, ends, last
+            end
+            local arr, n, ends
+            if w.wal then arr, n, ends = w:take(t, take_new) else arr, n, ends = take_new() end
             return RDD.new(n, arr, nil, ends, t, s:_rdd_id(t))
         end,
         drain_errors = function(report)
@@ -120,7 +259,9 @@ function sources.socketTextStream(ctx, host, port, opts)
         closed = function()
             return sock == nil or sock:closed()
         end,
-    })
+    }, w))
+    w.s = s
+    return s
 end
 
 -- textFileStream ------------------------------------------------------------
@@ -211,6 +352,9 @@ function FileSource:read(f, t, a, n)
             f.path, skipped, skipped == 1 and "" or "s", self.max_line))
     end
     f.state, f.read_at, f.id, f.read_version, f.bytes = "read", t, identity(st), version(st), bytes
+    self.known[f.name] = f.id
+    self.took[#self.took + 1] = {f.name, f.id, bytes}
+    self.changes = self.changes + 1
     if st.mtime < os.time() * 1000 - self.window_ms then self.files[f.name] = nil end
     return n
 end
@@ -234,6 +378,7 @@ end
 function FileSource:step_read(f, st, t)
     if identity(st) ~= f.id then -- a new file under the old name
         self.files[f.name] = {state = "pending", path = f.path, name = f.name, version = version(st), since = t}
+        self.changes = self.changes + 1
     elseif version(st) ~= f.read_version then
         self:report(t, sformat("%s changed after it was read in batch %d ms (%d bytes read, %d now); "
             .. "the change is not read: write each file once, under a new name or renamed into the directory",
@@ -252,11 +397,19 @@ function FileSource:scan(t)
         return
     end
     self.scan_error = nil
-    for i = 1, #gone do self.files[gone[i]] = nil end
-    for i = 1, #changed do self:consider(changed[i]) end
+    if #gone + #changed > 0 then self.changes = self.changes + 1 end
+    for i = 1, #gone do
+        self.files[gone[i]] = nil
+        self.known[gone[i]] = nil
+    end
+    for i = 1, #changed do
+        self.known[changed[i]] = false
+        self:consider(changed[i])
+    end
 end
 
 function FileSource:take(t)
+    self.took, self.took_at = {}, t
     self:scan(t)
     local names, files = {}, self.files
     local key = next(files) -- not a generic for: spec/unit/luajit_spec.lua
@@ -274,9 +427,11 @@ function FileSource:take(t)
             self:report_once(f, t, sformat("%s not read yet: %s (retried every batch)", f.path, err))
         elseif st.dir then
             self.files[name] = nil
+            self.changes = self.changes + 1
         elseif not st.file then
             self:report(t, sformat("%s skipped: not a regular file (%s)", f.path, st.kind))
             self.files[name] = nil
+            self.changes = self.changes + 1
         elseif f.state == "pending" then
             local m = self:step_pending(f, st, t, a, n)
             if m > n then
@@ -291,15 +446,142 @@ function FileSource:take(t)
     return n, a, ends
 end
 
--- newFilesOnly = false: the files already there count as first seen at
--- start, so those unchanged by the first batch are read in it.
-function FileSource:look_at_start(names, t)
+-- A file to read that was there at start counts as first seen then, so it
+-- is read by the first batch if that finds it unchanged.
+function FileSource:look_at_start(name, t)
+    self:consider(name)
+    local f = self.files[name]
+    local st = f and core.fs_stat(f.path)
+    if st and st.file then f.version, f.since = version(st), t end
+end
+
+-- The identity of the file now at name, if it is the one the position (or
+-- a replayed batch) says was read or left alone; else nil.
+function FileSource:done_before(name)
+    local id = self.replayed[name] or (self.resumed and self.resumed[name])
+    if not id then return nil end
+    local st = core.fs_stat(self.dir .. "/" .. name)
+    return st ~= nil and identity(st) == id and id or nil
+end
+
+--- Start watching: the names there now are left alone (newFilesOnly) or read
+--- (newFilesOnly = false); after recovery, every name not read or left
+--- alone before the crash is read, whatever newFilesOnly says.
+function FileSource:start(new_only, t)
+    self.scanner = core.dirscan_new()
+    local names, err = self.scanner:update(self.dir)
+    if not names then error(self.desc .. ": " .. err, 0) end
     for i = 1, #names do
-        self:consider(names[i])
-        local f = self.files[names[i]]
-        local st = f and core.fs_stat(f.path)
-        if st and st.file then f.version, f.since = version(st), t end
+        local name = names[i]
+        self.known[name] = false
+        if self.resumed or next(self.replayed) then
+            local id = self:done_before(name)
+            if id then
+                self.known[name] = id
+            else
+                self:look_at_start(name, t)
+            end
+        elseif not new_only then
+            self:look_at_start(name, t)
+        end
     end
+    self.resumed = nil
+end
+
+--[[ Checkpoints. The position is the names of the directory not to read
+again, each with its identity (inode number and creation time): those
+read, and those left alone (there before the first start with
+newFilesOnly, hidden, filtered out, not regular files). A name missing from
+it, or holding another file now, is a file that appeared while the program
+was down: read after recovery. Its cost is the directory's names (their
+bytes plus about 30 each), encoded again only when a name came, went or
+was read. What a batch took is the names it read with their identities
+and byte counts: a replayed batch re-reads those files. ]]
+
+--- The position: the names not to read again (an encoded {name = identity}).
+function FileSource:position()
+    if self.position_cache and self.position_of == self.changes then return self.position_cache end
+    local done, files, known = {}, self.files, self.known
+    local name, id = next(known)
+    while name ~= nil do
+        local f = files[name]
+        if f == nil or f.state ~= "pending" then
+            if not id then
+                local st = core.fs_stat(self.dir .. "/" .. name)
+                id = st and identity(st)
+                known[name] = id or false
+            end
+            if id then done[name] = id end
+        end
+        name, id = next(known, name)
+    end
+    self.position_cache = core.encode_value(done)
+    self.position_of = self.changes
+    return self.position_cache
+end
+
+--- Restore the position saved by position() (before start).
+function FileSource:resume(data)
+    local done, err = core.decode_value(data)
+    if type(done) ~= "table" then
+        error(sformat("%s: the checkpoint's file position cannot be read: %s", self.desc, tostring(err)), 0)
+    end
+    self.resumed = done
+end
+
+--- What batch t read (after take(t)): nil if it read no file.
+function FileSource:input(t)
+    if #self.took == 0 or self.took_at ~= t then return nil end
+    return core.encode_value(self.took)
+end
+
+--- Re-read the files batch t read before a crash: returns n, a, ends.
+--- A file gone or replaced since is reported, its lines missing.
+function FileSource:replay(t, data)
+    local took, err = core.decode_value(data)
+    if type(took) ~= "table" then
+        error(sformat("%s: batch %d ms: the checkpoint's list of the files it read cannot be read: %s",
+            self.desc, t, tostring(err)), 0)
+    end
+    local n, a, ends = 0, {}, {}
+    for _, rec in ipairs(took) do
+        local name, id, bytes = rec[1], rec[2], rec[3]
+        local path = self.dir .. "/" .. name
+        local st, serr = core.fs_stat(path)
+        if not st then
+            self:report(t, sformat("%s, read by this batch before the crash, cannot be read again (%s): "
+                .. "the replayed batch lacks its lines", path, serr))
+        elseif identity(st) ~= id then
+            self:report(t, sformat("%s, read by this batch before the crash, was replaced by another file: "
+                .. "the replayed batch lacks its lines (the new file is read as a new one)", path))
+        else
+            local m, cnt, skipped = core.fs_read_lines(path, self.max_line)
+            if not m then -- cnt is the error
+                self:report(t, sformat("%s, read by this batch before the crash, cannot be read again (%s): "
+                    .. "the replayed batch lacks its lines", path, cnt))
+            else
+                if skipped > 0 then
+                    self:report(t, sformat("%s: %d line%s longer than maxLineBytes (%d) skipped", path, skipped,
+                        skipped == 1 and "" or "s", self.max_line))
+                end
+                if st.size ~= bytes then
+                    self:report(t, sformat("%s changed since this batch read it before the crash (%d bytes "
+                        .. "then, %d now): the replayed batch reads it as it is now", path, bytes, st.size))
+                end
+                for i = 1, cnt do a[n + i] = m[i] end
+                n = n + cnt
+                ends[#ends + 1] = n
+            end
+            self.replayed[name] = id
+            if self.scanner then
+                self.files[name] = nil
+                self.known[name] = id
+                self.changes = self.changes + 1
+            end
+        end
+    end
+    if #ends == 0 then ends[1] = 0 end
+    return n, a, ends
 end
 
 function FileSource:counts()
@@ -321,23 +603,26 @@ function sources.textFileStream(ctx, dir, opts)
     if opts.filter ~= nil then util.check_function("textFileStream", 2, "opts.filter", opts.filter, 3) end
     local src = setmetatable({ctx = ctx, dir = dir, filter = opts.filter, files = {},
         max_line = opts.maxLineBytes or 1024 * 1024, desc = sformat("textFileStream(%s)", dir),
-        window_ms = MIN_REMEMBER_MS}, FileSource)
+        window_ms = MIN_REMEMBER_MS, known = {}, took = {}, replayed = {}, changes = 0}, FileSource)
     local s
     s = input(ctx, {kind = "textFileStream", desc = src.desc, pairs = false,
         start = function()
             src.window_ms = math.max(MIN_REMEMBER_MS, s.remember_ms or 0, 2 * ctx.batch_ms)
-            src.scanner = core.dirscan_new()
-            local changed, err = src.scanner:update(dir)
-            if not changed then error(src.desc .. ": " .. err, 0) end
-            if opts.newFilesOnly == false then
-                src:look_at_start(changed, ctx.engine:now())
-            end
+            src:start(opts.newFilesOnly ~= false, ctx.engine:now())
         end,
         take = function(_, t)
             if not src.scanner then return RDD.empty(t, s:_rdd_id(t)) end
             local n, a, ends = src:take(t)
             return RDD.new(n, a, nil, ends, t, s:_rdd_id(t))
         end,
+        _ckpt_input = function(_, t) return src:input(t) end,
+        _ckpt_replay = function(_, t, data)
+            if data == nil then return RDD.empty(t, s:_rdd_id(t)) end
+            local n, a, ends = src:replay(t, data)
+            return RDD.new(n, a, nil, ends, t, s:_rdd_id(t))
+        end,
+        _ckpt_position = function() return src.scanner and src:position() or nil end,
+        _ckpt_resume = function(_, data) src:resume(data) end,
         close = function()
             if src.scanner then src.scanner:close() end
         end,
@@ -361,6 +646,8 @@ function sources.receiverStream(ctx, r)
     local desc = sformat("receiverStream(%s)", tostring(r.name or "receiver"))
     -- Each poll's records are one block: a partition of the batch.
     local pending, npending, ends = {}, 0, {}
+    local last_seq -- with a WAL: the seq of the newest pending block
+    local held, held_err -- with a WAL: a polled block the WAL refused, retried before the next poll
     local stopped = false
     local rctx = {batchInterval = ctx.batch_ms / 1000}
     function rctx.reportError(_, msg)
@@ -371,10 +658,48 @@ function sources.receiverStream(ctx, r)
         if not ok then ctx:_receiver_error(desc, sformat("%s raised: %s", method, tostring(err))) end
         return ok, err
     end
+    local w = wal_input(nil, desc)
+    local function accept(recs, n)
+        for i = 1, n do pending[npending + i] = recs[i] end
+        npending = npending + n
+        ends[#ends + 1] = npending
+    end
+    -- With a WAL a block counts once it is in the log: true when it is.
+    -- A block the WAL refuses is held and retried (no poll meanwhile); one
+    -- the codec cannot encode can never be logged and is dropped, reported.
+    local function log(recs, n)
+        local data, err = core.encode(recs, n)
+        if not data then
+            ctx:_receiver_error(desc, sformat("poll returned a block of %d records the write-ahead log cannot "
+                .. "hold (%s): the block was dropped", n, err))
+            return false
+        end
+        local seq
+        seq, err = w.wal:append(w:stream(), data)
+        if not seq then
+            held = {recs, n}
+            if held_err ~= err then
+                ctx:_receiver_error(desc, sformat("the write-ahead log refused a block of %d records (%s): "
+                    .. "it is kept and retried, and the receiver is not polled until it is logged", n, err))
+            end
+            held_err = err
+            return false
+        end
+        held, held_err = nil, nil
+        last_seq = seq
+        return true
+    end
     local s
-    s = input(ctx, {kind = "receiverStream", desc = desc, pairs = false, receiver = true,
-        start = function() guarded("start", rctx) end,
+    s = input(ctx, wal_fields({kind = "receiverStream", desc = desc, pairs = false, receiver = true,
+        start = function()
+            if ctx.wal then w:open(ctx.wal) end
+            guarded("start", rctx)
+        end,
         poll = function(span_ms)
+            if held then
+                if not log(held[1], held[2]) then return end
+                accept(held[1], held[2])
+            end
             if stopped then return end
             local max = ctx:_poll_max(span_ms, POLL_MAX)
             local ok, recs = guarded("poll", rctx, max)
@@ -388,25 +713,30 @@ function sources.receiverStream(ctx, r)
                 ctx:_receiver_error(desc, sformat("poll returned %d records, more than the %d asked for; all were kept", n, max))
             end
             if n == 0 then return end
-            for i = 1, n do pending[npending + i] = recs[i] end
-            npending = npending + n
-            ends[#ends + 1] = npending
+            if w.wal and not log(recs, n) then return end
+            accept(recs, n)
         end,
         take = function(_, t)
-            local arr, n, blocks = pending, npending, ends
-            pending, npending, ends = {}, 0, {}
-            if n == 0 then blocks = {0} end
+            local function take_new()
+                local arr, n, blocks, last = pending, npending, ends, last_seq
+                pending, npending, ends, last_seq = {}, 0, {}, nil
+                if n == 0 then blocks = {0} end
+                return arr, n, blocks, last
+            end
+            local arr, n, blocks
+            if w.wal then arr, n, blocks = w:take(t, take_new) else arr, n, blocks = take_new() end
             return RDD.new(n, arr, nil, blocks, t, s:_rdd_id(t))
         end,
-        pending = function() return npending > 0 end,
-        undelivered = function() return npending end,
+        pending = function() return npending > 0 or held ~= nil end,
+        undelivered = function() return npending + (held and held[2] or 0) end,
         stop = function()
             if not stopped then
                 stopped = true
                 guarded("stop")
             end
         end,
-    })
+    }, w))
+    w.s = s
     return s
 end
 

@@ -111,14 +111,43 @@ end
 
 -- mapWithState ------------------------------------------------------------------
 
+local function new_store(s)
+    return keystore.new(s.kind, {timeout_ms = s.spec and s.spec.timeout_ms})
+end
+
 local function store_of(s, t)
     local store = s.store
     if not store then
-        store = keystore.new(s.kind, {timeout_ms = s.spec and s.spec.timeout_ms})
+        store = new_store(s)
         if s.initial then store:load(s.initial, t) end
         s.store = store
     end
     return store
+end
+
+-- Checkpoints (dstream.checkpoint): the keyed store, a snapshot the first
+-- time and when asked for a full one, else its changes since the previous
+-- save. Before the first batch there is no store yet, and nothing to save:
+-- recovery then leaves the initial state to be loaded at the first batch, as
+-- it would be. So in a chain of checkpoints (a full one and the deltas after
+-- it) a stream's first string is always a snapshot.
+
+local function ckpt_save(s, full, t)
+    local store = s.store
+    if store == nil then return nil end
+    if not s.ckpt_tracked then
+        store:track()
+        s.ckpt_tracked, full = true, true
+    end
+    return store:checkpoint(full, t)
+end
+
+-- The store as it was saved; the initial state is not loaded again.
+local function ckpt_restore(s, datas)
+    local store = new_store(s)
+    for i = 1, #datas do store:restore(datas[i]) end
+    store:track()
+    s.store, s.ckpt_tracked = store, true
 end
 
 -- The timeout call of key k, whose last state was v, in batch b.
@@ -190,6 +219,7 @@ function DStream:mapWithState(spec)
     end
     local s = DStream.new(self.ctx, {kind = "mapWithState", parents = {self}, pairs = false,
         spec = spec, initial = spec.initial, state_obj = setmetatable({}, State),
+        _ckpt_save = ckpt_save, _ckpt_restore = ckpt_restore,
         _compute = function(s, t)
             local r = s.parents[1]:_rdd(t)
             if r == nil then return nil end
@@ -259,11 +289,15 @@ local function update_state(s, r, t)
         if not seen then
             local k = id
             if kind ~= NUM and kind ~= STR then k = store:key(slot) end
-            local new = f({}, store:value(slot), t)
+            local cur = store:value(slot)
+            local new = f({}, cur, t)
             if new == nil then
                 store:remove(slot)
             else
-                store:put(k, slot, kind, nil, new, t)
+                -- A number, string or boolean state that stays as it was is
+                -- not written again: a checkpoint's delta holds only the keys
+                -- that changed. (A table may have been changed in place.)
+                if new ~= cur or type(new) == "table" then store:put(k, slot, kind, nil, new, t) end
                 n = n + 1
                 oks[n], ovs[n] = k, new
             end
@@ -283,7 +317,7 @@ function DStream:updateStateByKey(f, initialRDD)
         error("updateStateByKey: argument #2 (initialRDD) must be a pair RDD (e.g. ssc:parallelizePairs{...})", 2)
     end
     local s = DStream.new(self.ctx, {kind = "updateStateByKey", parents = {self}, pairs = true,
-        f = f, initial = initialRDD,
+        f = f, initial = initialRDD, _ckpt_save = ckpt_save, _ckpt_restore = ckpt_restore,
         _compute = function(s, t)
             local r = s.parents[1]:_rdd(t)
             if r == nil then return nil end

@@ -79,6 +79,7 @@ local key = require "dstream.key"
 local util = require "dstream.util"
 
 local encode, decode = core.encode, core.decode
+local encode_value, decode_value = core.encode_value, core.decode_value
 local reduce_by_key = shuffle.reduce_by_key
 local type, error, select = type, error, select
 local sformat = string.format
@@ -160,7 +161,7 @@ local function node(self, op, pairs_, len_ms, slide_ms, w)
         -- the graph computes the parent's batches the window reads, no
         -- others. s.window_ms is set to L after.
         window_ms = math.min(slide_ms, len_ms),
-        _win = w, _compute = window.compute}
+        _win = w, _compute = window.compute, _ckpt_save = window.ckpt_save, _ckpt_restore = window.ckpt_restore}
 end
 
 local function with_length(s)
@@ -236,6 +237,7 @@ end
 -- The batch at tb as a part {n =, a =, b =, bytes =} (from its parent RDD).
 local function entering_part(w, parent, tb)
     local r = parent:_rdd(tb)
+    if r == nil and w.restored then r = w.restored[tb] end
     local n, a, b = 0, EMPTY, nil
     if r ~= nil then n, a, b = w.partial(w, r) end
     local bytes = ""
@@ -490,7 +492,117 @@ function window.compute(s, t)
         m, a, b, ends = eval(w, t, leaving, enter, from + step)
     end
     w.last = t
+    -- The parent batches a checkpoint gave back are in the window now.
+    w.restored = nil
     return RDD.new(m, a, b, ends, t, s:_rdd_id(t))
+end
+
+-- Checkpoints (dstream.checkpoint) ---------------------------------------------
+--
+-- A window keeps, between two evaluations: its buffer (the partial results
+-- of the batches in it), its running values (a keyed store, or one value),
+-- the time of its last evaluation - and the parent batches that came since
+-- it, which it takes in at its next one (with a slide longer than the
+-- parent's). Those live in the parent's memory of its batches (generated),
+-- so they are saved here, as records. A delta holds what came since the
+-- previous save: the buffer's batches newer than the last evaluation then
+-- (buf:checkpoint; restored, the buffer drops what it had dropped),
+-- the running values' changes, the parent batches newer than that save.
+
+-- The parent batches at times in (after, t] that the window has not taken
+-- in, with their times, ascending.
+local function waiting_batches(w, parent, after, t)
+    local times = {}
+    local function waiting(tb)
+        if tb > after and tb <= t then times[#times + 1] = tb end
+    end
+    local gen = parent.generated
+    local tb = next(gen)
+    while tb ~= nil do
+        waiting(tb)
+        tb = next(gen, tb)
+    end
+    local restored = w.restored
+    if restored then
+        tb = next(restored)
+        while tb ~= nil do
+            if gen[tb] == nil then waiting(tb) end
+            tb = next(restored, tb)
+        end
+    end
+    table.sort(times)
+    local datas = {}
+    for i, at in ipairs(times) do
+        local r = gen[at] or restored[at]
+        local bytes, err = encode(r.a, r.n, r.pairs and r.b or nil)
+        if bytes == nil then
+            error(sformat("%s: the parent's batch at %d ms cannot be saved: %s", w.op, at, err), 0)
+        end
+        datas[i] = bytes
+    end
+    return times, datas
+end
+
+--- The window's part of the checkpoint after batch t (full: all of it).
+function window.ckpt_save(s, full, t)
+    local w = s._win
+    local st = w.store
+    -- An evaluation that raised left its changes journaled, for the next
+    -- one to undo: undo them now, so that the state saved is the one the
+    -- next evaluation starts from.
+    if st and st.nj > 0 then st:rollback(t) end
+    if w.ckpt_t == nil then
+        full = true
+        if st then st:track() end
+    end
+    local lo = w.last or -math.huge
+    if not full and w.ckpt_t > lo then lo = w.ckpt_t end
+    local times, batches = waiting_batches(w, s.parents[1], lo, t)
+    local data = {full = full, last = w.last, failed = w.failed, times = times, batches = batches,
+        buf = w.buf:checkpoint((not full and w.ckpt_last) or nil)}
+    if w.mode == "scalar" then data.value = {w.value} end
+    if st then data.store = st:checkpoint(full, t) end
+    w.ckpt_t, w.ckpt_last = t, w.last
+    return encode_value(data)
+end
+
+--- Restore the window from its strings of a checkpoint chain, oldest first.
+function window.ckpt_restore(s, datas)
+    local w = s._win
+    local decoded, from = {}, nil
+    for i, bytes in ipairs(datas) do
+        local d, err = decode_value(bytes)
+        if d == nil then error(sformat("%s: its window data cannot be read: %s", w.op, tostring(err)), 0) end
+        decoded[i] = d
+        if d.full then from = i end
+    end
+    if from == nil then error(w.op .. ": the checkpoint holds changes of the window but no snapshot", 0) end
+    local last = decoded[#decoded]
+    for i = from, #decoded do
+        local d = decoded[i]
+        local ok, err = w.buf:restore(d.buf)
+        if not ok then error(sformat("%s: its window buffer cannot be restored: %s", w.op, tostring(err)), 0) end
+        if d.store then w.store:restore(d.store) end
+    end
+    if w.store then w.store:track() end
+    w.last, w.failed = last.last, last.failed
+    if w.mode == "scalar" then w.value = last.value and last.value[1] end
+    -- The parent batches still to be taken in: newer than the last evaluation.
+    local restored, any = {}, false
+    local after = w.last or -math.huge
+    for i = from, #decoded do
+        local d = decoded[i]
+        for j, tb in ipairs(d.times or EMPTY) do
+            if tb > after then
+                local a, n, b = decode(d.batches[j])
+                if a == nil then error(sformat("%s: the parent's batch at %d ms cannot be read: %s", w.op, tb, n), 0) end
+                restored[tb] = RDD.new(n, a, b or nil, {n}, tb, s.parents[1]:_rdd_id(tb))
+                any = true
+            end
+        end
+    end
+    w.restored = any and restored or nil
+    w.ckpt_t = nil
 end
 
 -- Finishing a whole window --------------------------------------------------

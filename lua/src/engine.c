@@ -60,11 +60,13 @@ static int engine_new(lua_State *L) {
   return 1;
 }
 
-/* engine:start() */
+/* engine:start([after_ms]): the first batch one interval after now, or
+ * (recovery) the one after batch time after_ms */
 static int engine_start(lua_State *L) {
-  int rc = ds_engine_start(&lds_check_engine(L, 1)->e);
+  lds_engine_t *u = lds_check_engine(L, 1);
+  int rc = lua_isnoneornil(L, 2) ? ds_engine_start(&u->e) : ds_engine_start_after(&u->e, check_ms(L, 2));
   if (rc != 0)
-    return lds_fail(L, rc, "engine already started");
+    return lds_fail(L, rc, rc == DS_EINVAL ? "recovered batch time" : "engine already started");
   lua_pushboolean(L, 1);
   return 1;
 }

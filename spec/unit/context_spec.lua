@@ -369,8 +369,8 @@ describe("tostring(ssc)", function()
 end)
 
 describe("StreamingContext options not built yet", function()
-    it("raises for backpressure, initialRate, wal and ui instead of ignoring them", function()
-        for _, opts in ipairs({{backpressure = true}, {initialRate = 100}, {wal = true}, {ui = 0}}) do
+    it("raises for backpressure, initialRate and ui instead of ignoring them", function()
+        for _, opts in ipairs({{backpressure = true}, {initialRate = 100}, {ui = 0}}) do
             opts.batchInterval = 1
             local ok, err = pcall(require("dstream").StreamingContext, opts)
             assert.is_false(ok)
@@ -380,16 +380,13 @@ describe("StreamingContext options not built yet", function()
 end)
 
 describe("parts of the API not built yet", function()
-    it("raise a clear error at the user's call for kafkaStream and getOrCreate", function()
+    it("raise a clear error at the user's call for kafkaStream", function()
 
         local ssc = dstream.StreamingContext{batchInterval = 1, clock = "manual"}
         local ok, err = pcall(function() return ssc:kafkaStream{brokers = "localhost:9092", topics = {"t"}} end)
         assert.is_false(ok)
         assert.matches("kafkaStream .* not available in this version", err)
         assert.matches("context_spec%.lua:%d+", err)
-        ok, err = pcall(function() return dstream.StreamingContext.getOrCreate("/tmp/x", function() end) end)
-        assert.is_false(ok)
-        assert.matches("getOrCreate .* not available in this version", err)
     end)
 end)
 

@@ -48,6 +48,12 @@ int ds_engine_init(ds_engine_t *e, int64_t batch_ms, int manual);
 /* Start scheduling: the first batch is one interval after now (rounded to
  * the interval). DS_ESTATE if already started. */
 int ds_engine_start(ds_engine_t *e);
+/* Start scheduling after a recovered batch time after_ms (a multiple of the
+ * batch interval, >= 0): the first batch is after_ms + interval, however far
+ * the clock has gone since (the batches missed while down all fall due, in
+ * order). A manual clock behind after_ms is moved to it. DS_EINVAL for a bad
+ * time, DS_ESTATE if already started. */
+int ds_engine_start_after(ds_engine_t *e, int64_t after_ms);
 /* Run I/O for at most timeout_ms (0: only what is ready now, never wait). */
 int ds_engine_run(ds_engine_t *e, int64_t timeout_ms);
 /* If a batch has fallen due, set *t to its time and return 1; else 0. */
