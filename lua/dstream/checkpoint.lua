@@ -222,9 +222,11 @@ function checkpoint.match(old, new)
         local x, y = xy[1], xy[2]
         if x.kind ~= y.kind then
             lines[#lines + 1] = sformat("%s: a different operator: was %s, now %s", label(y), x.desc, y.desc)
-        elseif x.desc ~= y.desc or x.window ~= y.window then
+        elseif x.desc ~= y.desc and (x.window ~= y.window or x.slide ~= y.slide) then
             lines[#lines + 1] = sformat("%s: a different window or slide: was %s, now %s", label(y),
                 timing(x), timing(y))
+        elseif x.desc ~= y.desc or x.window ~= y.window then
+            lines[#lines + 1] = sformat("%s: different arguments: was %s, now %s", label(y), x.desc, y.desc)
         else
             -- (A slide that differs alone comes from a parent, which says so.)
             local same = #x.parents == #y.parents
