@@ -426,6 +426,42 @@ describe("checkpoints", function()
         assert.matches("recovered from checkpoint 1 (batch time 1000 ms)", heard[#heard].message, 1, true)
     end)
 
+    it("writes an input's position into a delta only when it changed, and resumes from the newest", function()
+        local dir = files.tmpdir()
+        local resumed
+        local function create()
+            local ssc = context(dir)
+            local lines = ssc:queueStream({})
+            local batches_seen = 0
+            lines._ckpt_position = function()
+                batches_seen = batches_seen + 1
+                return "position " .. math.floor(batches_seen / 3)
+            end
+            lines._ckpt_resume = function(_, data) resumed = data end
+            lines:foreachRDD(function() end)
+            return ssc
+        end
+        local ssc = dstream.StreamingContext.getOrCreate(dir, create)
+        ssc:start()
+        ssc:advance(7)
+        crash(ssc)
+        local cp = assert(core.checkpoint_open(dir))
+        local loaded = assert(cp:load())
+        cp:close()
+        local written = {}
+        for _, file in ipairs(loaded.chain) do
+            for _, sec in ipairs(file.sections) do
+                if sec.name == "p0" then written[#written + 1] = sec.data end
+            end
+        end
+        -- Each value once per chain (a full one writes it again).
+        for i = 2, #written do assert.are_not.equal(written[i - 1], written[i]) end
+        assert.is_true(#written < #loaded.chain)
+        ssc = dstream.StreamingContext.getOrCreate(dir, create)
+        assert.are.equal("position 2", resumed)
+        ssc:stop()
+    end)
+
     it("re-runs a batch that failed, from the inputs recorded before it ran, with the fixed closure", function()
         local dir = files.tmpdir()
         local input = lines_input(8)
