@@ -222,9 +222,11 @@ function checkpoint.match(old, new)
         local x, y = xy[1], xy[2]
         if x.kind ~= y.kind then
             lines[#lines + 1] = sformat("%s: a different operator: was %s, now %s", label(y), x.desc, y.desc)
-        elseif x.desc ~= y.desc or x.window ~= y.window then
+        elseif x.desc ~= y.desc and (x.window ~= y.window or x.slide ~= y.slide) then
             lines[#lines + 1] = sformat("%s: a different window or slide: was %s, now %s", label(y),
                 timing(x), timing(y))
+        elseif x.desc ~= y.desc or x.window ~= y.window then
+            lines[#lines + 1] = sformat("%s: different arguments: was %s, now %s", label(y), x.desc, y.desc)
         else
             -- (A slide that differs alone comes from a parent, which says so.)
             local same = #x.parents == #y.parents
@@ -265,7 +267,7 @@ function checkpoint.attach(ctx, cp)
         if not cp then error(sformat("the checkpoint directory %s: %s", ctx.checkpoint_dir, err), 0) end
     end
     local ck = setmetatable({ctx = ctx, cp = cp, full_bytes = nil, delta_bytes = 0, force_full = true,
-        saved = {}, positions = {}}, Ckpt)
+        positions = {}}, Ckpt)
     ctx._ckpt = ck
     return ck
 end
@@ -291,8 +293,11 @@ function Ckpt:pending(t, took)
 end
 
 -- Every stream's section for the checkpoint of batch t; raises naming the
--- stream whose state could not be saved.
-local function sections_of(ctx, full, t, graph_bytes)
+-- stream whose state could not be saved. An input's position goes into a
+-- delta only when it differs from the one last written (`written`, by id;
+-- the positions of this one are put in `now`): recovery takes the newest in
+-- the chain.
+local function sections_of(ctx, full, t, graph_bytes, written, now)
     local sections = {{"meta", encode_value({time = t, batch = ctx.batch_ms, full = full})}}
     if full then sections[2] = {"graph", graph_bytes} end
     for _, s in ipairs(ctx.streams) do
@@ -308,7 +313,10 @@ local function sections_of(ctx, full, t, graph_bytes)
             if not ok then
                 error(sformat("%s: its position could not be saved: %s", s:label(), tostring(data)), 0)
             end
-            if data ~= nil then sections[#sections + 1] = {"p" .. s.id, data} end
+            if data ~= nil then
+                now[s.id] = data
+                if full or written[s.id] ~= data then sections[#sections + 1] = {"p" .. s.id, data} end
+            end
         end
     end
     return sections
@@ -323,7 +331,8 @@ function Ckpt:completed(t, full)
         full = self.force_full or (self.full_bytes ~= nil and self.delta_bytes > self.full_bytes)
     end
     if full and not self.graph_bytes then self.graph_bytes = encode_value(shape(ctx)) end
-    local ok, sections = pcall(sections_of, ctx, full, t, self.graph_bytes)
+    local now = {}
+    local ok, sections = pcall(sections_of, ctx, full, t, self.graph_bytes, self.positions, now)
     local n, err
     if ok then
         n, err = self.cp:write(full and "full" or "delta", t, sections)
@@ -336,6 +345,7 @@ function Ckpt:completed(t, full)
             .. "a full one)", t, tostring(err)), t)
         return nil, err
     end
+    self.positions = now
     if full then
         self.full_bytes, self.delta_bytes, self.force_full = n, 0, false
     else

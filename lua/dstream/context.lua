@@ -312,9 +312,13 @@ function Context:_open_wal(level)
     for _, w in ipairs(wal:warnings()) do self:_report_at_start("write-ahead log", w) end
 end
 
--- What opening the checkpoint or the log found damaged is reported at
--- start(), to the listeners added by then.
+-- What opening the checkpoint or the log found damaged: reported now when a
+-- listener hears receiver errors already, else at start(), to the listeners
+-- added by then (or stderr).
 function Context:_report_at_start(source, message)
+    for _, l in ipairs(self.listeners) do
+        if l.onReceiverError then return self:_receiver_error(source, message) end
+    end
     self.startup_reports = self.startup_reports or {}
     self.startup_reports[#self.startup_reports + 1] = {source, message}
 end

@@ -166,6 +166,20 @@ describe("getOrCreate's graph check", function()
             .. "queueStream#0", err, 1, true)
     end)
 
+    it("names an input whose arguments changed", function()
+        local quiet = {onReceiverError = function() end} -- nothing listens on those ports
+        local dir = checkpointed(function(ssc)
+            ssc:addStreamingListener(quiet)
+            ssc:socketTextStream("127.0.0.1", 9):foreachRDD(function() end)
+        end)
+        local err = recover_error(dir, function(ssc)
+            ssc:addStreamingListener(quiet)
+            ssc:socketTextStream("127.0.0.1", 10):foreachRDD(function() end)
+        end)
+        assert.matches("socketTextStream#1: different arguments: was socketTextStream(127.0.0.1:9), now "
+            .. "socketTextStream(127.0.0.1:10)", err, 1, true)
+    end)
+
     it("says when the batch interval changed", function()
         local dir = checkpointed(function(_, lines) totals(lines):foreachRDD(function() end) end)
         local err = recover_error(dir, function(_, lines) totals(lines):foreachRDD(function() end) end, 2)
