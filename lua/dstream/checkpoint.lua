@@ -354,7 +354,13 @@ function Ckpt:completed(t, full)
     self.last_time = t
     local mark = self.wal_marks and self.wal_marks[t]
     if mark and ctx.wal then
-        ctx.wal:release(mark)
+        -- The log keeps what this checkpoint covers until the next one is
+        -- written: if this one is found damaged, recovery falls back to the
+        -- one before and re-runs batch t from its pending file (kept one step
+        -- longer for that) - and from these blocks.
+        local prev = self.wal_prev
+        self.wal_prev = mark
+        if prev then ctx.wal:release(prev) end
         local marks, kept = self.wal_marks, {}
         local tm, seq = next(marks)
         while tm ~= nil do

@@ -438,6 +438,14 @@ function Context:start()
     end
     self.state = "active"
     self.next_poll = 0
+    -- A first start writes a checkpoint before any batch: the inputs'
+    -- positions as they start (the files a textFileStream leaves unread), so
+    -- a crash before the first batch completes still recovers, rather than
+    -- starting afresh and taking the files that arrived meanwhile for old ones.
+    if self._ckpt and not self._recovered then
+        self._ckpt:completed(self.engine:next_batch() - self.batch_ms, true)
+        self._ckpt.force_full = true -- the first batch's is full too: this one holds next to nothing
+    end
 end
 
 -- state.lua marks a stream stateful after making it; the graph hears it

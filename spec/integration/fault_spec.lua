@@ -77,9 +77,10 @@ end
 ssc:stop()
 ]]
 
-    -- Checkpoints of batches 1000 (f1: x 1), 2000 (f2: x 10), 3000 (f3:
-    -- x 100, the first of its run: a full one), 4000 (nothing: a delta) and
-    -- 5000 (f4: x 1000, a delta). Returns the directories and run(dir).
+    -- Checkpoints: 1 written by the first start, before any batch; then of
+    -- batches 1000 (f1: x 1), 2000 (f2: x 10), 3000 (f3: x 100, the first of
+    -- its run: a full one, seq 4), 4000 (nothing: a delta) and 5000 (f4:
+    -- x 1000, a delta, seq 6). Returns the directories and run(dir).
     local function five_checkpoints()
         local root = files.tmpdir()
         local d = {root = root, input = root .. "/in", ckpt = root .. "/ckpt", work = root .. "/work",
@@ -126,7 +127,7 @@ ssc:stop()
         local random = crash.random(seed)
         local d = five_checkpoints()
         local name = newest_checkpoint(d.ckpt)
-        assert.matches("^checkpoint%-0*5%.delta$", name)
+        assert.matches("^checkpoint%-0*6%.delta$", name)
         local frames = crash.frames(d.ckpt .. "/" .. name)
         local last = frames[#frames]
         local offsets = {}
@@ -151,7 +152,7 @@ ssc:stop()
         local seed = crash.seed()
         local random = crash.random(seed)
         local d = five_checkpoints()
-        local name = "checkpoint-0000000000000003.full"
+        local name = "checkpoint-0000000000000004.full"
         local frames = crash.frames(d.ckpt .. "/" .. name)
         local last = frames[#frames]
         local cases = damages(last, {last.offset, math.floor((last.offset + last.size) / 2)}, 0, random)
