@@ -23,6 +23,7 @@
 #include "dstream/checkpoint.h"
 #include "dstream/codec.h"
 #include "dstream/crc32c.h"
+#include "frames.h"
 
 /* The engine library is built without libFuzzer's coverage instrumentation
  * (only the target's own sources get -fsanitize=fuzzer), which would leave
@@ -35,28 +36,6 @@
 static void fail(const char *why) {
   fprintf(stderr, "fuzz_checkpoint: %s\n", why);
   abort();
-}
-
-static void put_le32(unsigned char *p, uint32_t v) {
-  p[0] = (unsigned char)v;
-  p[1] = (unsigned char)(v >> 8);
-  p[2] = (unsigned char)(v >> 16);
-  p[3] = (unsigned char)(v >> 24);
-}
-
-/* Recompute the CRC of every whole frame, walking by the headers' lengths. */
-static void fix_crcs(unsigned char *p, size_t len) {
-  size_t pos = 0;
-  while (len - pos >= DS_FRAME_HEADER_LEN) {
-    ds_frame_t f;
-    uint32_t crc;
-    if (ds_frame_header(&f, p + pos, len - pos, NULL, 0) != 0 || f.size > len - pos)
-      return;
-    crc = ds_crc32c(0, p + pos, 12);
-    crc = ds_crc32c(crc, p + pos + DS_FRAME_HEADER_LEN, f.payload_len);
-    put_le32(p + pos + 12, crc);
-    pos += f.size;
-  }
 }
 
 static void check_same(const ds_checkpoint_file_t *a, const ds_checkpoint_file_t *b) {
@@ -88,7 +67,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     abort();
   memcpy(copy, data + 1, len);
   if (data[0] & 1)
-    fix_crcs(copy, len);
+    fuzz_fix_crcs(copy, len);
   rc = ds_checkpoint_parse(&f, copy, len, errbuf, sizeof errbuf);
   if (rc != 0) {
     if (strncmp(errbuf, "byte ", 5) != 0)

@@ -24,31 +24,11 @@
 #include "dstream/error.h"
 #include "dstream/state.h"
 #include "dstream/window.h"
+#include "frames.h"
 
 static void fail(const char *why) {
   fprintf(stderr, "fuzz_state_apply: %s\n", why);
   abort();
-}
-
-static void put_le32(unsigned char *p, uint32_t v) {
-  p[0] = (unsigned char)v;
-  p[1] = (unsigned char)(v >> 8);
-  p[2] = (unsigned char)(v >> 16);
-  p[3] = (unsigned char)(v >> 24);
-}
-
-static void fix_crcs(unsigned char *p, size_t len) {
-  size_t pos = 0;
-  while (len - pos >= DS_FRAME_HEADER_LEN) {
-    ds_frame_t f;
-    uint32_t crc;
-    if (ds_frame_header(&f, p + pos, len - pos, NULL, 0) != 0 || f.size > len - pos)
-      return;
-    crc = ds_crc32c(0, p + pos, 12);
-    crc = ds_crc32c(crc, p + pos + DS_FRAME_HEADER_LEN, f.payload_len);
-    put_le32(p + pos + 12, crc);
-    pos += f.size;
-  }
 }
 
 /* A store's own full checkpoint, applied to an empty store, gives as many keys. */
@@ -130,7 +110,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     abort();
   memcpy(copy, data + 1, len);
   if (data[0] & 1)
-    fix_crcs(copy, len);
+    fuzz_fix_crcs(copy, len);
   if (data[0] & 4)
     fuzz_window((const char *)copy, len);
   else

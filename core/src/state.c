@@ -232,32 +232,18 @@ static int set(ds_state_t *s, uint32_t slot, const ds_state_item_t *v,
 
 int ds__state_insert(ds_state_t *s, const probe_t *k, const ds_state_item_t *v,
                      int64_t now) {
-  uint64_t key = k->cell, val = value_num_cell(v->num);
-  uint32_t slot;
-  entry_t *e;
-  int err = touch_prepare(s, now);
+  int slot, err = touch_prepare(s, now);
   if (err == 0 && (uint64_t)(s->count + 1) * 5 > (uint64_t)s->cap * 4)
     err = ds__index_grow(s);
-  if (err == 0)
-    err = slot_reserve(s);
-  if (err == 0 && !k->direct)
-    err = ds__cell_new(s, k->kind, k->p, k->len, &key);
-  if (err == 0 && v->kind == DS_STATE_ENC) {
-    err = ds__cell_new(s, DS_STATE_ENC, v->ptr, v->len, &val);
-    if (err != 0)
-      cell_drop(s, key);
-  }
   if (err != 0)
     return err;
-  slot = slot_take(s);
-  e = entry_at(s, slot);
-  e->key = key;
-  e->val = val;
-  ds__index_put(s, s->index, s->cap, k->hash, slot);
-  s->count++;
-  touch(s, slot, 1, now);
-  track_set(s, slot);
-  return (int)slot;
+  slot = slot_fill(s, k, v);
+  if (slot < 0)
+    return slot;
+  ds__index_put(s, s->index, s->cap, k->hash, (uint32_t)slot);
+  touch(s, (uint32_t)slot, 1, now);
+  track_set(s, (uint32_t)slot);
+  return slot;
 }
 
 static int put(ds_state_t *s, const probe_t *k, const ds_state_item_t *v,

@@ -399,6 +399,32 @@ static inline uint32_t slot_take(ds_state_t *s) {
   return slot;
 }
 
+/* Put the new key k with value v into a free slot: cells made for their
+ * bytes, the entry filled and counted; the index and the timeout queue are
+ * the caller's. The slot, or DS_ENOMEM / DS_ERANGE with nothing changed. */
+static inline int slot_fill(ds_state_t *s, const probe_t *k,
+                            const ds_state_item_t *v) {
+  uint64_t key = k->cell, val = value_num_cell(v->num);
+  uint32_t slot;
+  entry_t *e;
+  int err = slot_reserve(s);
+  if (err == 0 && !k->direct)
+    err = ds__cell_new(s, k->kind, k->p, k->len, &key);
+  if (err == 0 && v->kind == DS_STATE_ENC) {
+    err = ds__cell_new(s, DS_STATE_ENC, v->ptr, v->len, &val);
+    if (err != 0)
+      cell_drop(s, key);
+  }
+  if (err != 0)
+    return err;
+  slot = slot_take(s);
+  e = entry_at(s, slot);
+  e->key = key;
+  e->val = val;
+  s->count++;
+  return (int)slot;
+}
+
 static inline void slot_release(ds_state_t *s, uint32_t slot) {
   entry_t *e = entry_at(s, slot);
   e->key = cell_make(KIND_FREE, FREE_MARK | s->free_slot);

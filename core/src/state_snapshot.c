@@ -301,29 +301,15 @@ static uint64_t bulk_item(uint64_t hash, uint32_t slot) {
 static int bulk_insert(ds_state_t *s, const probe_t *k,
                        const ds_state_item_t *v, int64_t now,
                        uint64_t *items) {
-  uint64_t key = k->direct ? k->cell : 0, val = value_num_cell(v->num);
-  uint32_t slot;
-  entry_t *e;
-  int err = touch_prepare(s, now);
-  if (err == 0)
-    err = slot_reserve(s);
-  if (err == 0 && !k->direct)
-    err = ds__cell_new(s, k->kind, k->p, k->len, &key);
-  if (err == 0 && v->kind == DS_STATE_ENC) {
-    err = ds__cell_new(s, DS_STATE_ENC, v->ptr, v->len, &val);
-    if (err != 0)
-      cell_drop(s, key);
-  }
+  int slot, err = touch_prepare(s, now);
   if (err != 0)
     return err;
-  slot = slot_take(s);
-  e = entry_at(s, slot);
-  e->key = key;
-  e->val = val;
-  items[slot] = bulk_item(k->hash, slot);
-  s->count++;
-  touch(s, slot, 1, now);
-  return (int)slot;
+  slot = slot_fill(s, k, v);
+  if (slot < 0)
+    return slot;
+  items[slot] = bulk_item(k->hash, (uint32_t)slot);
+  touch(s, (uint32_t)slot, 1, now);
+  return slot;
 }
 
 /* Sort n items by their high 32 bits: three passes of 11 bits between

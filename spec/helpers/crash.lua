@@ -94,13 +94,7 @@ local function quote(s)
 end
 
 --- The bytes of the file at path, or nil.
-function crash.read(path)
-    local f = io.open(path, "rb")
-    if not f then return nil end
-    local s = f:read("*a")
-    f:close()
-    return s
-end
+crash.read = require("spec.helpers.files").read
 
 local Proc = {}
 Proc.__index = Proc
