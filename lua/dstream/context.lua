@@ -73,7 +73,7 @@ function Context.new(opts)
     local ctx = setmetatable({
         engine = engine, batch_ms = batch_ms, block_ms = block_ms, clock = clock,
         name = opts.name or "dstream", max_rate = opts.maxRate,
-        streams = {}, inputs = {}, outputs = {}, listeners = {},
+        streams = {}, inputs = {}, outputs = {}, listeners = {}, observers = {}, error_observers = {},
         state = "initialized", checkpoint_dir = nil, static_count = 0, wal_wanted = opts.wal,
     }, Context)
     if opts.checkpoint ~= nil then ctx:checkpoint(opts.checkpoint) end
@@ -349,6 +349,7 @@ end
 function Context:_receiver_error(source, message, time)
     local err = {source = source, message = message, time = time or self.engine:now()}
     self.receiver_errors = (self.receiver_errors or 0) + 1
+    for _, observe in ipairs(self.error_observers) do observe(err) end
     local heard = false
     for _, l in ipairs(self.listeners) do
         if l.onReceiverError then heard = true end

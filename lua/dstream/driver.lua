@@ -183,7 +183,12 @@ function driver.run_batch(ctx, t)
     -- disk. A failed batch writes none (checkpoint.lua says why).
     if ctx._ckpt and first_err == nil then ctx._ckpt:completed(t) end
     if ctx._replay then ctx._replay[t] = nil end
-    ctx:_notify("onBatchCompleted", engine:completed(t, first_err ~= nil))
+    local info = engine:completed(t, first_err ~= nil)
+    -- The engine's own observers (rate control, the status page) see the
+    -- batch first, so what they add to info reaches the listeners too.
+    local observers = ctx.observers
+    for i = 1, #observers do observers[i](info, t) end
+    ctx:_notify("onBatchCompleted", info)
     local streams = ctx.streams
     for i = 1, nforget do
         streams[fids[i] + 1].generated[ftimes[i]] = nil
