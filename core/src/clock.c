@@ -19,6 +19,15 @@ int64_t ds_clock_now(const ds_clock_t *c) {
   return tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
+int64_t ds_clock_now_us(const ds_clock_t *c) {
+  uv_timeval64_t tv;
+  if (c->manual)
+    return c->manual_ms * 1000;
+  if (uv_gettimeofday(&tv) != 0)
+    return 0;
+  return tv.tv_sec * 1000000 + tv.tv_usec;
+}
+
 int ds_clock_set(ds_clock_t *c, int64_t ms) {
   if (!c->manual)
     return DS_ESTATE;

@@ -2,10 +2,19 @@
  *
  * WHY A WAKE TIMER: uv_run(UV_RUN_ONCE) blocks until some handle has an
  * event; the wake timer makes "at most timeout_ms" true even when no receiver
- * sends anything, so the driver gets control back when a batch falls due. */
+ * sends anything, so the driver gets control back when a batch falls due.
+ *
+ * WHY A SLEEP FOR THE LAST MILLISECOND: libuv's timers and its poll timeout
+ * count whole milliseconds of a loop time truncated to the millisecond, so a
+ * timer woke up to a millisecond late: at 1 ms batches, a whole interval of
+ * scheduling delay. The wait is measured in µs instead: whole milliseconds
+ * go to the timer (rounded down, so it never wakes late) and what is left,
+ * under a millisecond, to nanosleep, after which the loop collects the I/O
+ * that arrived meanwhile without waiting. */
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dstream/engine.h"
@@ -150,14 +159,25 @@ int ds_engine_start_after(ds_engine_t *e, int64_t after_ms) {
 }
 
 int ds_engine_run(ds_engine_t *e, int64_t timeout_ms) {
+  return ds_engine_run_us(e, timeout_ms > INT64_MAX / 1000 ? INT64_MAX : timeout_ms * 1000);
+}
+
+int ds_engine_run_us(ds_engine_t *e, int64_t timeout_us) {
   if (!e->loop_open)
     return DS_ECLOSED;
-  if (timeout_ms <= 0 || e->clock.manual) {
+  if (timeout_us <= 0 || e->clock.manual) {
+    uv_run(&e->loop, UV_RUN_NOWAIT);
+    return 0;
+  }
+  if (timeout_us < 1000) {
+    /* A signal cuts the sleep short (EINTR): the driver then sees it. */
+    struct timespec ts = {0, (long)timeout_us * 1000};
+    nanosleep(&ts, NULL);
     uv_run(&e->loop, UV_RUN_NOWAIT);
     return 0;
   }
   uv_update_time(&e->loop);
-  uv_timer_start(&e->wake, on_wake, (uint64_t)timeout_ms, 0);
+  uv_timer_start(&e->wake, on_wake, (uint64_t)(timeout_us / 1000), 0);
   uv_run(&e->loop, UV_RUN_ONCE);
   uv_timer_stop(&e->wake);
   return 0;
@@ -174,6 +194,14 @@ int64_t ds_engine_wait_ms(ds_engine_t *e) {
   if (!e->started)
     return 0;
   wait = ds_sched_next(&e->sched) - ds_clock_now(&e->clock);
+  return wait > 0 ? wait : 0;
+}
+
+int64_t ds_engine_wait_us(ds_engine_t *e) {
+  int64_t wait;
+  if (!e->started)
+    return 0;
+  wait = ds_sched_next(&e->sched) * 1000 - ds_clock_now_us(&e->clock);
   return wait > 0 ? wait : 0;
 }
 

@@ -19,6 +19,8 @@ static void test_manual_clock_runs_each_batch_once(void) {
   CHECK_EQ_INT(ds_engine_start(&e), DS_ESTATE);
   CHECK_EQ_INT(ds_engine_due(&e, &t), 0);
   CHECK_EQ_INT(ds_engine_wait_ms(&e), 1000);
+  CHECK_EQ_INT(ds_engine_wait_us(&e), 1000000);
+  CHECK_EQ_INT(ds_clock_now_us(&e.clock), 0);
   CHECK_EQ_INT(ds_engine_advance(&e, 3500), 0);
   CHECK_EQ_INT(ds_engine_run(&e, 0), 0);
   CHECK(ds_engine_due(&e, &t) == 1 && t == 1000);
@@ -44,6 +46,26 @@ static void test_system_clock_waits_for_the_next_batch(void) {
   CHECK(t > before - 5);
   CHECK(ds_clock_now(&e.clock) >= t);
   CHECK_EQ_INT(ds_engine_close(&e), 0);
+}
+
+/* 1 ms batches: waiting to the µs wakes the loop at (not before) each
+ * batch time, each batch time falling due once, in order, none skipped. */
+static void test_millisecond_batches_fall_due_in_order_waiting_in_us(void) {
+  ds_engine_t e;
+  int64_t t, last = -1;
+  CHECK_EQ_INT(ds_engine_init(&e, 1, 0), 0);
+  CHECK_EQ_INT(ds_engine_wait_us(&e), 0); /* not started */
+  ds_engine_start(&e);
+  CHECK(ds_engine_wait_us(&e) <= 1000);
+  for (int i = 0; i < 200; i++) {
+    while (!ds_engine_due(&e, &t))
+      CHECK_EQ_INT(ds_engine_run_us(&e, ds_engine_wait_us(&e)), 0);
+    CHECK(ds_clock_now_us(&e.clock) >= t * 1000);
+    CHECK(last < 0 || t == last + 1);
+    last = t;
+  }
+  CHECK_EQ_INT(ds_engine_close(&e), 0);
+  CHECK_EQ_INT(ds_engine_run_us(&e, 10), DS_ECLOSED);
 }
 
 static void test_a_watched_signal_ends_the_run(void) {
@@ -198,6 +220,7 @@ int main(void) {
   ds_test_begin();
   test_manual_clock_runs_each_batch_once();
   test_system_clock_waits_for_the_next_batch();
+  test_millisecond_batches_fall_due_in_order_waiting_in_us();
   test_rejects_a_non_positive_interval();
   test_a_watched_signal_ends_the_run();
   test_a_second_signal_or_the_grace_period_ends_the_process();

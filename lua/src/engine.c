@@ -77,10 +77,14 @@ static int engine_now(lua_State *L) {
   return 1;
 }
 
-/* engine:run(timeout_ms): libuv I/O for at most timeout_ms */
+/* engine:run(timeout_ms): libuv I/O for at most timeout_ms (a fraction of
+ * a millisecond counts: millisecond batches wait that finely) */
 static int engine_run(lua_State *L) {
   lds_engine_t *u = lds_check_engine(L, 1);
-  ds_engine_run(&u->e, opt_ms(L, 2));
+  lua_Number ms = luaL_optnumber(L, 2, 0);
+  if (!(ms >= -9007199254740.0 && ms <= 9007199254740.0))
+    luaL_argerror(L, 2, "must be a number of milliseconds within +-2^43");
+  ds_engine_run_us(&u->e, (int64_t)(ms * 1000));
   return 0;
 }
 
@@ -93,9 +97,9 @@ static int engine_due(lua_State *L) {
   return 1;
 }
 
-/* engine:wait_ms() -> ms until the next batch falls due */
+/* engine:wait_ms() -> ms until the next batch falls due, to the µs */
 static int engine_wait_ms(lua_State *L) {
-  lua_pushnumber(L, (lua_Number)ds_engine_wait_ms(&lds_check_engine(L, 1)->e));
+  lua_pushnumber(L, (lua_Number)ds_engine_wait_us(&lds_check_engine(L, 1)->e) / 1000);
   return 1;
 }
 

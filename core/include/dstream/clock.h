@@ -18,6 +18,9 @@ typedef struct {
 void ds_clock_init(ds_clock_t *c, int manual);
 /* The time in ms: since the epoch (system) or since the zero time (manual). */
 int64_t ds_clock_now(const ds_clock_t *c);
+/* The same time in µs: what a millisecond batch waits for is a fraction
+ * of a millisecond, so waits are measured finer than batch times. */
+int64_t ds_clock_now_us(const ds_clock_t *c);
 /* Move a manual clock to ms; DS_ESTATE on a system clock, DS_ERANGE backwards. */
 int ds_clock_set(ds_clock_t *c, int64_t ms);
 

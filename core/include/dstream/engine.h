@@ -56,10 +56,15 @@ int ds_engine_start(ds_engine_t *e);
 int ds_engine_start_after(ds_engine_t *e, int64_t after_ms);
 /* Run I/O for at most timeout_ms (0: only what is ready now, never wait). */
 int ds_engine_run(ds_engine_t *e, int64_t timeout_ms);
+/* The same in µs: the driver of millisecond batches waits that finely
+ * (whole milliseconds on a libuv timer, the rest asleep). */
+int ds_engine_run_us(ds_engine_t *e, int64_t timeout_us);
 /* If a batch has fallen due, set *t to its time and return 1; else 0. */
 int ds_engine_due(ds_engine_t *e, int64_t *t);
 /* Milliseconds until the next batch falls due (0 if one is due). */
 int64_t ds_engine_wait_ms(ds_engine_t *e);
+/* Microseconds until the next batch falls due (0 if one is due). */
+int64_t ds_engine_wait_us(ds_engine_t *e);
 /* Manual clock: move time to ms. */
 int ds_engine_advance(ds_engine_t *e, int64_t ms);
 /* The time of the next batch if it is at most until_ms, whatever the clock
