@@ -204,7 +204,13 @@ function driver.drain_errors(ctx)
     -- Made once: at 1 ms batches this runs a thousand times a second.
     local report = ctx._report_receiver_error
     if report == nil then
-        report = function(...) ctx:_receiver_error(...) end
+        if ctx.clock == "manual" then
+            -- A receiver stamps its errors with the wall clock; on a manual
+            -- clock the error's time is the context's, as its batches' are.
+            report = function(source, message) ctx:_receiver_error(source, message) end
+        else
+            report = function(...) ctx:_receiver_error(...) end
+        end
         ctx._report_receiver_error = report
     end
     local inputs = ctx.inputs
