@@ -150,6 +150,107 @@ describe("ssc:addStreamingListener", function()
         end
     end)
 
+    it("gives a batch's three events the same batch, records and submission, with times that add up", function()
+        local line_server = require("spec.helpers.line_server")
+        local lines = {}
+        for i = 1, 500 do lines[i] = "record " .. i end
+        local server = line_server.start{lines = lines, mode = "hold"}
+        local ssc = dstream.StreamingContext{batchInterval = dstream.ms(20)}
+        local l = recorder()
+        ssc:addStreamingListener(l)
+        local counted, total = {}, 0
+        ssc:socketTextStream(server.host, server.port):foreachRDD(function(rdd, t)
+            counted[t] = rdd:count()
+            total = total + counted[t]
+        end)
+        ssc:addStreamingListener{onBatchCompleted = function()
+            if total >= #lines then ssc:stop() end
+        end}
+        ssc:start()
+        assert.is_true(ssc:awaitTerminationOrTimeout(10))
+        server:close()
+        local by_time = {}
+        for _, e in ipairs(l.log) do
+            if e[1] ~= "onReceiverError" then
+                by_time[e[2].batchTime] = by_time[e[2].batchTime] or {}
+                by_time[e[2].batchTime][e[1]] = e[2]
+            end
+        end
+        local sum, batches = 0, 0
+        for t, ev in pairs(by_time) do
+            local sub, st, done = ev.onBatchSubmitted, ev.onBatchStarted, ev.onBatchCompleted
+            assert.is_table(sub, "submitted " .. t)
+            assert.is_table(st, "started " .. t)
+            assert.is_table(done, "completed " .. t)
+            batches = batches + 1
+            for _, info in ipairs({sub, st, done}) do
+                assert.are.equal(t, info.batchTime)
+                assert.are.equal(counted[t], info.numRecords)
+                assert.are.equal(t, info.submissionTime)
+            end
+            assert.are.equal(st.processingStartTime, done.processingStartTime)
+            assert.are.equal(st.schedulingDelay, done.schedulingDelay)
+            assert.are.equal(done.processingStartTime - done.submissionTime, done.schedulingDelay)
+            assert.are.equal(done.processingEndTime - done.processingStartTime, done.processingDelay)
+            assert.are.equal(done.schedulingDelay + done.processingDelay, done.totalDelay)
+            assert.is_true(done.schedulingDelay >= 0 and done.processingDelay >= 0)
+            assert.is_false(done.failed)
+            sum = sum + done.numRecords
+        end
+        assert.are.equal(#lines, sum)
+        assert.is_true(batches >= 1)
+    end)
+
+    it("gives onReceiverError the source, the message and the wall-clock time of a receiver's error", function()
+        local ffi = require("ffi")
+        pcall(ffi.cdef, "typedef struct { long sec; long usec; } listener_timeval;")
+        pcall(ffi.cdef, "int gettimeofday(void *tv, void *tz);")
+        local tv = ffi.new("listener_timeval")
+        local function now_ms()
+            ffi.C.gettimeofday(tv, nil)
+            return tonumber(tv.sec) * 1000 + math.floor(tonumber(tv.usec) / 1000)
+        end
+        local line_server = require("spec.helpers.line_server")
+        local server = line_server.start{data = "a\n" .. ("y"):rep(50) .. "\nb\n", mode = "hold"}
+        local ssc = dstream.StreamingContext{batchInterval = dstream.ms(10)}
+        local errs, got = {}, 0
+        local r = {}
+        function r.start() end
+        function r.poll(_, ctx)
+            if not r.reported then
+                r.reported = true
+                ctx:reportError("the device is warming up")
+            end
+            return {}
+        end
+        function r.stop() end
+        ssc:addStreamingListener{onReceiverError = function(err)
+            errs[#errs + 1] = err
+        end}
+        ssc:socketTextStream(server.host, server.port, {maxLineBytes = 8}):foreachRDD(function(rdd)
+            got = got + rdd:count()
+            if got >= 2 and #errs >= 2 then ssc:stop() end
+        end)
+        ssc:receiverStream(r):foreachRDD(function() end)
+        local before = now_ms()
+        ssc:start()
+        assert.is_true(ssc:awaitTerminationOrTimeout(10))
+        local after = now_ms()
+        server:close()
+        local by_source = {}
+        for _, err in ipairs(errs) do by_source[err.source] = err end
+        local sock = by_source[string.format("socketTextStream(%s:%d)", server.host, server.port)]
+        assert.is_table(sock, "no error from the socket")
+        assert.matches("maxLineBytes 8", sock.message, 1, true)
+        local custom = by_source["receiverStream(receiver)"]
+        assert.is_table(custom, "no error from the custom receiver")
+        assert.are.equal("the device is warming up", custom.message)
+        for _, err in ipairs({sock, custom}) do
+            assert.are.equal("number", type(err.time))
+            assert.is_true(err.time >= before and err.time <= after, err.source .. " at " .. err.time)
+        end
+    end)
+
     it("calls every listener added, in the order they were added", function()
         local ssc = manual()
         local order = {}
