@@ -707,7 +707,7 @@ function sources.receiverStream(ctx, r)
         start = function()
             if ctx.wal then w:open(ctx.wal) end
             bucket = core.rate_new(0, ctx.batch_ms, now())
-            limited = rate.control(ctx):add(desc, function(r) bucket:set(r, now()) end)
+            limited = rate.control(ctx):add(desc, function(limit) bucket:set(limit, now()) end)
             guarded("start", rctx)
         end,
         poll = function(span_ms)
