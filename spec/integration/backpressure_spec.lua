@@ -57,64 +57,87 @@ local function kernel_buffers()
     return total
 end
 
-describe("backpressure with a flooding socket producer", function()
-    it("throttles the producer through TCP, drops nothing and counts every line once", function()
-        local producer = start_producer()
-        local ssc = dstream.StreamingContext{batchInterval = 0.2, backpressure = true}
-        local source = "socketTextStream(127.0.0.1:" .. producer.port .. ")"
-        local expect, bad, counted = 0, 0, 0
-        local estimates, worst_excess = 0, -math.huge
-        local rates, sizes, spans, truncated = {}, {}, {}, 0
-        ssc:socketTextStream("127.0.0.1", producer.port):foreachRDD(function(rdd)
-            local recs = rdd:collect()
-            for i = 1, #recs do
-                local r = recs[i]
-                if #r == LINE_BYTES - 1 and tonumber(r:sub(1, 10)) == expect then
-                    expect = expect + 1
-                else
-                    bad = bad + 1
-                end
+-- Runs a slow pipeline (about 10 000 lines/s) of 0.2 s batches with
+-- `opts` on a flooding producer until `enough(run)` holds; returns what it
+-- saw: per batch rates, sizes, spans; the lines counted, the next number
+-- expected, the lines out of sequence, the truncation reports, and the most
+-- bytes the producer was ever ahead of what batches processed.
+local function flood(opts, enough)
+    local producer = start_producer()
+    opts.batchInterval = 0.2
+    local ssc = dstream.StreamingContext(opts)
+    local source = "socketTextStream(127.0.0.1:" .. producer.port .. ")"
+    local run = {expect = 0, bad = 0, counted = 0, estimates = 0, worst_excess = -math.huge,
+        rates = {}, sizes = {}, spans = {}, truncated = 0}
+    ssc:socketTextStream("127.0.0.1", producer.port):foreachRDD(function(rdd)
+        local recs = rdd:collect()
+        for i = 1, #recs do
+            local r = recs[i]
+            if #r == LINE_BYTES - 1 and tonumber(r:sub(1, 10)) == run.expect then
+                run.expect = run.expect + 1
+            else
+                run.bad = run.bad + 1
             end
-            counted = counted + #recs
-            sleep_ms(math.floor(#recs * 0.1)) -- about 10 000 lines/s
-        end)
-        ssc:addStreamingListener{onReceiverError = function(err)
-            if err.message:match("^ETRUNCATED") then truncated = truncated + 1 end
-        end, onBatchCompleted = function(info)
-            if info.rateEstimate then estimates = estimates + 1 end
-            rates[#rates + 1] = info.receiverRates[source]
-            sizes[#sizes + 1] = info.numRecords
-            spans[#spans + 1] = {info.processingStartTime, info.processingEndTime}
-            -- What the producer got rid of, beyond what batches processed:
-            -- without a limit dstream would read the flood into memory.
-            local excess = sent_bytes(producer) - counted * LINE_BYTES
-            if excess > worst_excess then worst_excess = excess end
-        end}
-        ssc:start()
-        local done = wait.until_done(ssc, function() return counted >= 20000 and estimates >= 5 end, 60)
-        ssc:stop{graceful = true}
-        stop_producer(producer)
-        assert.is_true(done, "the pipeline never took 20 000 lines in 5 estimated batches")
-        -- The producer stayed within the kernels' buffers and one read
-        -- buffer of what the pipeline processed.
-        assert.is_true(worst_excess <= kernel_buffers() + 2 * 65536,
-            string.format("the producer got %d bytes ahead of the pipeline", worst_excess))
-        -- Every rate applied was a finite limit: the first the default cap.
-        assert.are.equal(require("dstream.rate").DEFAULT_INITIAL_RATE, rates[1])
-        for _, r in ipairs(rates) do assert.is_true(r >= 100 and r < math.huge) end
-        -- Each batch held at most what the rate set after the batch before
-        -- allows: a full bucket (one interval's worth) plus what accrued
-        -- between that batch's end and this one's start (the socket is
-        -- read only then: the loop does not run during a batch).
-        for k = 2, #sizes - 1 do -- the last: the graceful stop reads what waits
-            local gap = spans[k][1] - spans[k - 1][2]
-            local allowed = rates[k - 1] * (200 + gap + 2) / 1000 + 1
-            assert.is_true(sizes[k] <= allowed, string.format("batch %d held %d lines at a rate of %.0f/s "
-                .. "(%d ms after the batch before)", k, sizes[k], rates[k - 1], gap))
         end
-        -- Every line read was counted once, in order (a graceful stop may cut
-        -- the last one short: it is reported, and is the only one allowed).
-        assert.is_true(bad <= truncated and truncated <= 1, bad .. " lines out of sequence or cut")
-        assert.is_true(expect >= 20000)
+        run.counted = run.counted + #recs
+        sleep_ms(math.floor(#recs * 0.1))
+    end)
+    ssc:addStreamingListener{onReceiverError = function(err)
+        if err.message:match("^ETRUNCATED") then run.truncated = run.truncated + 1 end
+    end, onBatchCompleted = function(info)
+        if info.rateEstimate then run.estimates = run.estimates + 1 end
+        run.rates[#run.rates + 1] = info.receiverRates[source]
+        run.sizes[#run.sizes + 1] = info.numRecords
+        run.spans[#run.spans + 1] = {info.processingStartTime, info.processingEndTime}
+        -- What the producer got rid of, beyond what batches processed:
+        -- without a limit dstream would read the flood into memory.
+        local excess = sent_bytes(producer) - run.counted * LINE_BYTES
+        if excess > run.worst_excess then run.worst_excess = excess end
+    end}
+    ssc:start()
+    run.done = wait.until_done(ssc, function() return enough(run) end, 60)
+    ssc:stop{graceful = true}
+    stop_producer(producer)
+    return run
+end
+
+-- The checks both runs share.
+local function check_limited(run)
+    -- The producer stayed within the kernels' buffers and one read buffer
+    -- of what the pipeline processed.
+    assert.is_true(run.worst_excess <= kernel_buffers() + 2 * 65536,
+        string.format("the producer got %d bytes ahead of the pipeline", run.worst_excess))
+    for _, r in ipairs(run.rates) do assert.is_true(r >= 100 and r < math.huge) end
+    -- Each batch held at most what the rate set after the batch before
+    -- allows: a full bucket (one interval's worth) plus what accrued
+    -- between that batch's end and this one's start (the socket is read
+    -- only then: the loop does not run during a batch).
+    for k = 2, #run.sizes - 1 do -- the last: the graceful stop reads what waits
+        local gap = run.spans[k][1] - run.spans[k - 1][2]
+        local allowed = run.rates[k - 1] * (200 + gap + 2) / 1000 + 1
+        assert.is_true(run.sizes[k] <= allowed, string.format("batch %d held %d lines at a rate of %.0f/s "
+            .. "(%d ms after the batch before)", k, run.sizes[k], run.rates[k - 1], gap))
+    end
+    -- Every line read was counted once, in order (a graceful stop may cut
+    -- the last one short: it is reported, and is the only one allowed).
+    assert.is_true(run.bad <= run.truncated and run.truncated <= 1, run.bad .. " lines out of sequence or cut")
+end
+
+describe("rate limits with a flooding socket producer", function()
+    it("backpressure throttles the producer through TCP, drops nothing and counts every line once", function()
+        local run = flood({backpressure = true}, function(r) return r.counted >= 20000 and r.estimates >= 5 end)
+        assert.is_true(run.done, "the pipeline never took 20 000 lines in 5 estimated batches")
+        -- The first batch ran under the default cap, the later ones under estimates.
+        assert.are.equal(require("dstream.rate").DEFAULT_INITIAL_RATE, run.rates[1])
+        check_limited(run)
+        assert.is_true(run.expect >= 20000)
+    end)
+
+    it("maxRate caps a socket receiver's batches without backpressure", function()
+        local run = flood({maxRate = 2000}, function(r) return r.counted >= 4000 end)
+        assert.is_true(run.done, "the pipeline never took 4 000 lines")
+        for _, r in ipairs(run.rates) do assert.are.equal(2000, r) end
+        assert.are.equal(0, run.estimates)
+        check_limited(run)
     end)
 end)
