@@ -25,6 +25,12 @@
  * overtakes an older one, so the queue's seqs stay in order. While the WAL
  * fails the connection is not read (`paused`), so what waits in memory
  * is bounded by what had been read when it started failing.
+ *
+ * RATE LIMIT: a read is fed to the splitter only up to the last newline the
+ * bucket has tokens for; the rest is `held` in buf (so buf is not handed to
+ * libuv again until it is empty), reading stops and the `resume` timer
+ * feeds it on when tokens have accrued. Reading restarts only once nothing
+ * is held, the timer is idle (`throttled` clear) and the WAL is not failing.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -35,6 +41,7 @@
 #include "dstream/alloc.h"
 #include "dstream/error.h"
 #include "dstream/lines.h"
+#include "dstream/rate.h"
 #include "dstream/socket.h"
 #include "dstream/wal.h"
 
@@ -78,6 +85,11 @@ struct ds_socket_s {
   int wal_failing;              /* the last append failed (reported once) */
   int reading;                  /* uv_read_start is in effect */
   int paused;                   /* reading stopped because the WAL fails */
+  ds_rate_t limit;
+  uv_timer_t resume;            /* restarts reading once tokens accrued */
+  int throttled;                /* the resume timer runs */
+  size_t held_off;              /* bytes of buf read but not yet paid for */
+  size_t held_len;
   uint64_t first_seq;           /* WAL seqs of the queue's first and last block */
   uint64_t last_seq;
   ds_socket_report_t *reports;  /* ring of opts.max_reports */
@@ -98,6 +110,8 @@ void ds_socket_opts_init(ds_socket_opts_t *opts) {
   opts->backoff_initial_ms = 100;
   opts->backoff_max_ms = 2000;
   opts->max_reports = 64;
+  opts->max_rate = 0;
+  opts->rate_burst_ms = 1000;
 }
 
 /* Reports. */
@@ -199,7 +213,7 @@ static void log_blocks(ds_socket_t *s) {
   }
   if (s->paused) {
     s->paused = 0;
-    if (s->state == S_CONNECTED && s->tcp_state == HANDLE_OPEN)
+    if (s->state == S_CONNECTED && s->tcp_state == HANDLE_OPEN && !s->throttled)
       start_reading(s);
   }
 }
@@ -376,12 +390,85 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   *buf = uv_buf_init(s->buf, sizeof(s->buf));
 }
 
+static void on_resume(uv_timer_t *t);
+
+/* Stop reading until the bucket has a token again. */
+static void throttle(ds_socket_t *s) {
+  uint64_t wait = ds_rate_wait_ms(&s->limit);
+  if (s->reading) {
+    uv_read_stop((uv_stream_t *)&s->tcp);
+    s->reading = 0;
+  }
+  s->throttled = 1;
+  s->stats.throttles++;
+  uv_timer_start(&s->resume, on_resume, wait > 0 ? wait : 1, 0);
+}
+
+/* Feed buf[off, off + n) to the splitter as far as the rate allows: whole
+ * lines up to the tokens available (an unfinished line costs nothing until
+ * its newline comes). What is left is held and reading stops; returns -1 if
+ * the connection was closed (out of memory). */
+static int feed(ds_socket_t *s, size_t off, size_t n) {
+  const char *p = s->buf + off;
+  uint64_t allow = ds_rate_available(&s->limit, uv_now(s->loop)), lines = 0;
+  size_t cut = n;
+  if (allow != UINT64_MAX) {
+    const char *q = p, *end = p + n;
+    while (q < end && (q = memchr(q, '\n', (size_t)(end - q))) != NULL) {
+      if (lines == allow) {
+        cut = (size_t)(q - p);
+        break;
+      }
+      lines++;
+      q++;
+    }
+    if (cut < n) /* the held part starts after the last line paid for */
+      while (cut > 0 && p[cut - 1] != '\n')
+        cut--;
+    ds_rate_spend(&s->limit, lines);
+  }
+  s->held_len = 0;
+  s->stats.held_bytes = 0;
+  if (cut > 0 && take_in(s, p, cut) < 0)
+    return -1;
+  if (cut < n) {
+    s->held_off = off + cut;
+    s->held_len = n - cut;
+    s->stats.held_bytes = s->held_len;
+    throttle(s);
+  }
+  return 0;
+}
+
+/* Take the held bytes in whatever the rate (a stop or a drain: they were
+ * read, and nothing read is lost). */
+static void release_held(ds_socket_t *s) {
+  size_t off = s->held_off, n = s->held_len;
+  s->held_len = 0;
+  s->stats.held_bytes = 0;
+  if (n > 0)
+    take_in(s, s->buf + off, n);
+}
+
+static void on_resume(uv_timer_t *t) {
+  ds_socket_t *s = t->data;
+  s->throttled = 0;
+  if (s->state != S_CONNECTED || s->tcp_state != HANDLE_OPEN)
+    return;
+  if (s->held_len > 0 && (feed(s, s->held_off, s->held_len) < 0 || s->throttled))
+    return;
+  if (s->wal_failing)
+    s->paused = 1;
+  else if (!s->reading)
+    start_reading(s);
+}
+
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   ds_socket_t *s = stream->data;
   if (nread < 0)
     disconnect(s, (int)nread);
   else if (nread > 0)
-    take_in(s, buf->base, (size_t)nread);
+    feed(s, (size_t)(buf->base - s->buf), (size_t)nread);
 }
 
 /* A reset that arrives before libuv has seen the connect complete fails the
@@ -424,7 +511,7 @@ static void on_connect(uv_connect_t *req, int status) {
   uv_tcp_keepalive(&s->tcp, 1, 60);
   if (s->wal_failing)
     s->paused = 1;
-  else
+  else if (!s->throttled)
     start_reading(s);
 }
 
@@ -544,9 +631,11 @@ int ds_socket_new(uv_loop_t *loop, const ds_socket_opts_t *opts, ds_socket_t **o
   ds_blockq_init(&s->queue);
   uv_timer_init(loop, &s->retry);
   uv_timer_init(loop, &s->seal);
+  uv_timer_init(loop, &s->resume);
   s->retry.data = s;
   s->seal.data = s;
-  s->pending = 2;
+  s->resume.data = s;
+  s->pending = 3;
   *out = s;
   return 0;
 }
@@ -558,6 +647,8 @@ int ds_socket_start(ds_socket_t *s) {
     return DS_ESTATE;
   if (s->opts.block_interval_ms > 0)
     uv_timer_start(&s->seal, on_seal, s->opts.block_interval_ms, s->opts.block_interval_ms);
+  ds_rate_init(&s->limit, s->opts.max_rate, s->opts.rate_burst_ms, uv_now(s->loop));
+  s->stats.rate = s->limit.rate;
   resolve(s);
   return 0;
 }
@@ -573,6 +664,14 @@ ds_block_t *ds_socket_take_seqs(ds_socket_t *s, uint64_t *first_seq, uint64_t *l
 ds_block_t *ds_socket_take(ds_socket_t *s) {
   uint64_t first, last;
   return ds_socket_take_seqs(s, &first, &last);
+}
+
+void ds_socket_set_rate(ds_socket_t *s, double rate) {
+  if (s->state == S_IDLE)
+    s->opts.max_rate = rate > 0 ? rate : 0;
+  else
+    ds_rate_set(&s->limit, rate, uv_now(s->loop));
+  s->stats.rate = rate > 0 ? rate : 0;
 }
 
 size_t ds_socket_errors(ds_socket_t *s, ds_socket_report_t *out, size_t max) {
@@ -598,6 +697,8 @@ size_t ds_socket_drain(ds_socket_t *s) {
   int avail = 0;
   size_t got = 0;
   ssize_t n;
+  if (s->state == S_CONNECTED)
+    release_held(s); /* the held bytes come first, and buf is free for the drain */
   if (s->state != S_CONNECTED || s->tcp_state != HANDLE_OPEN ||
       uv_fileno((uv_handle_t *)&s->tcp, &fd) != 0 || ioctl(fd, FIONREAD, &avail) != 0)
     return 0;
@@ -616,8 +717,10 @@ size_t ds_socket_drain(ds_socket_t *s) {
 void ds_socket_stop(ds_socket_t *s) {
   if (s->state == S_STOPPED)
     return;
-  if (s->state == S_CONNECTED)
+  if (s->state == S_CONNECTED) {
+    release_held(s);
     flush_line(s, "the receiver stopped");
+  }
   s->state = S_STOPPED;
   if (s->resolving)
     uv_cancel((uv_req_t *)&s->resolve); /* if it already runs, its callback frees */
@@ -626,6 +729,8 @@ void ds_socket_stop(ds_socket_t *s) {
     close_tcp(s, AFTER_NOTHING);
   uv_timer_stop(&s->retry);
   uv_timer_stop(&s->seal);
+  uv_timer_stop(&s->resume);
+  s->throttled = 0;
   s->stats.connected = 0;
   s->stats.backoff_ms = 0;
 }
@@ -637,6 +742,7 @@ void ds_socket_close(ds_socket_t *s) {
   s->closing = 1;
   uv_close((uv_handle_t *)&s->retry, on_handle_closed);
   uv_close((uv_handle_t *)&s->seal, on_handle_closed);
+  uv_close((uv_handle_t *)&s->resume, on_handle_closed);
 }
 
 int ds_socket_closed(const ds_socket_t *s) {

@@ -813,6 +813,110 @@ static void test_wal_failure_keeps_the_lines(void) {
   CHECK_EQ_INT(ds_fs_remove_tree(dir, NULL, 0), 0);
 }
 
+/* The rate limit. */
+
+static ds_socket_t *client_limited(int port, double rate) {
+  ds_socket_opts_t o;
+  ds_socket_t *s = NULL;
+  ds_socket_opts_init(&o);
+  o.host = "127.0.0.1";
+  o.port = port;
+  o.max_rate = rate;
+  o.rate_burst_ms = 100;
+  CHECK_EQ_INT(ds_socket_new(&loop, &o, &s), 0);
+  return s;
+}
+
+static int throttles_reach(void *s, long n) {
+  return stats_of(s).throttles >= (uint64_t)n;
+}
+
+/* Lines of 9 bytes ("%08zu\n"): a flood the kernel cannot buffer whole. */
+#define FLOOD_LINES 1500000
+#define LINE_BYTES 9
+
+static char *flood_text(size_t *len) {
+  char *text = malloc((size_t)FLOOD_LINES * LINE_BYTES + 1);
+  size_t i;
+  for (i = 0; i < FLOOD_LINES; i++)
+    sprintf(text + i * LINE_BYTES, "%08zu\n", i);
+  *len = (size_t)FLOOD_LINES * LINE_BYTES;
+  return text;
+}
+
+static void test_rate_limit_stops_reading_and_holds_the_sender_back(void) {
+  size_t len, got = 0;
+  char *text = flood_text(&len);
+  server_t srv;
+  ds_socket_t *s;
+  ds_socket_stats_t st;
+  ds_block_t *chain, *next;
+  int exact = 1;
+  start_loop();
+  server_bind(&srv);
+  server_script(&srv, 0, text, len, END_KEEP);
+  server_listen(&srv);
+  s = client_limited(srv.port, 2000);
+  CHECK_EQ_INT(ds_socket_start(s), 0);
+  run_until(records_reach, s, 500);
+  run_until(throttles_reach, s, 5);
+  st = stats_of(s);
+  /* dstream holds at most one read buffer beyond the lines it accepted... */
+  CHECK(st.held_bytes <= 64 * 1024);
+  CHECK(st.bytes <= st.records * LINE_BYTES + LINE_BYTES + 64 * 1024);
+  /* ...and the rest waits in the sender: its write is not done */
+  CHECK_EQ_INT(srv.conns[0]->written, 0);
+  CHECK(st.rate == 2000.0);
+  /* lifting the limit lets every line through, once and in order */
+  ds_socket_set_rate(s, 0);
+  run_until(records_reach, s, FLOOD_LINES);
+  for (chain = ds_socket_take(s); chain != NULL; chain = next) {
+    const char *rec;
+    size_t rlen, off = 0;
+    char want[16];
+    next = chain->next;
+    while (ds_block_next(chain, &off, &rec, &rlen)) {
+      sprintf(want, "%08zu", got++);
+      exact = exact && rlen == LINE_BYTES - 1 && memcmp(rec, want, rlen) == 0;
+    }
+    ds_block_free(chain);
+  }
+  CHECK_EQ_INT(got, FLOOD_LINES);
+  CHECK(exact);
+  CHECK_EQ_INT(stats_of(s).bytes, len);
+  client_close(s);
+  server_close(&srv);
+  finish_loop();
+  free(text);
+}
+
+static void test_stop_while_throttled_keeps_what_was_read(void) {
+  size_t len;
+  char *text = flood_text(&len);
+  server_t srv;
+  ds_socket_t *s;
+  ds_socket_stats_t st;
+  start_loop();
+  server_bind(&srv);
+  server_script(&srv, 0, text, len, END_KEEP);
+  server_listen(&srv);
+  s = client_limited(srv.port, 1000);
+  CHECK_EQ_INT(ds_socket_start(s), 0);
+  run_until(throttles_reach, s, 3);
+  ds_socket_drain(s); /* a graceful stop: what the kernel holds, regardless of the rate */
+  ds_socket_stop(s);
+  st = stats_of(s);
+  CHECK_EQ_INT(st.held_bytes, 0);
+  /* every byte read became a line (a cut-off last line included) */
+  CHECK(st.records * LINE_BYTES >= st.bytes);
+  CHECK(st.records * LINE_BYTES < st.bytes + LINE_BYTES);
+  CHECK(st.records > 0);
+  client_close(s);
+  server_close(&srv);
+  finish_loop();
+  free(text);
+}
+
 int main(void) {
   ds_test_begin();
   test_lines_arrive_exactly();
@@ -831,5 +935,7 @@ int main(void) {
   test_new_checks_options_and_memory();
   test_wal_holds_every_line_taken();
   test_wal_failure_keeps_the_lines();
+  test_rate_limit_stops_reading_and_holds_the_sender_back();
+  test_stop_while_throttled_keeps_what_was_read();
   return ds_test_end("test_socket");
 }

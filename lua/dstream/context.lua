@@ -56,9 +56,16 @@ function Context.new(opts)
     if opts.wal ~= nil and type(opts.wal) ~= "boolean" then
         error("StreamingContext: wal must be true or false", 2)
     end
-    for _, unsupported in ipairs({"backpressure", "initialRate"}) do
-        if opts[unsupported] then
-            error(sformat("StreamingContext: %s is not available in this version of dstream", unsupported), 2)
+    if opts.backpressure ~= nil and type(opts.backpressure) ~= "boolean" then
+        error("StreamingContext: backpressure must be true or false", 2)
+    end
+    if opts.initialRate ~= nil then
+        if type(opts.initialRate) ~= "number" or opts.initialRate <= 0 then
+            error("StreamingContext: initialRate must be a positive number of records per second", 2)
+        end
+        if not opts.backpressure then
+            error("StreamingContext: initialRate caps the rate until backpressure's first estimate and needs "
+                .. "backpressure = true; for a fixed cap use maxRate", 2)
         end
     end
     if opts.ui ~= nil then
@@ -73,6 +80,7 @@ function Context.new(opts)
     local ctx = setmetatable({
         engine = engine, batch_ms = batch_ms, block_ms = block_ms, clock = clock,
         name = opts.name or "dstream", max_rate = opts.maxRate,
+        backpressure = opts.backpressure == true, initial_rate = opts.initialRate,
         streams = {}, inputs = {}, outputs = {}, listeners = {}, observers = {}, error_observers = {},
         state = "initialized", checkpoint_dir = nil, static_count = 0, wal_wanted = opts.wal,
     }, Context)

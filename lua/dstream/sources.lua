@@ -11,6 +11,7 @@ local core = require "dstream.core"
 local util = require "dstream.util"
 local RDD = require "dstream.rdd"
 local DStream = require "dstream.stream"
+local rate = require "dstream.rate"
 
 local sources = {}
 
@@ -213,7 +214,7 @@ function sources.socketTextStream(ctx, host, port, opts)
         error("socketTextStream: maxLineBytes must be a positive number of bytes", 3)
     end
     local desc = sformat("socketTextStream(%s:%d)", host, port)
-    local sock
+    local sock, limited, closed
     local taken = 0
     local w = wal_input(nil, desc)
     local s = input(ctx, wal_fields({kind = "socketTextStream", desc = desc, pairs = false, receiver = true,
@@ -224,8 +225,13 @@ function sources.socketTextStream(ctx, host, port, opts)
                 blockInterval = ctx.block_ms,
                 backoffInitial = opts.backoffInitial and util.duration_ms("backoffInitial", opts.backoffInitial),
                 backoffMax = opts.backoffMax and util.duration_ms("backoffMax", opts.backoffMax),
-                wal = ctx.wal, walStream = ctx.wal and w:stream()})
+                wal = ctx.wal, walStream = ctx.wal and w:stream(), rateBurst = ctx.batch_ms})
             if not sock then error(desc .. ": " .. err, 0) end
+            -- The limit (maxRate, or backpressure's) is a token bucket in C:
+            -- a socket out of tokens stops reading and TCP slows the sender.
+            limited = rate.control(ctx):add(desc, function(r)
+                if not closed then sock:set_rate(r) end
+            end)
             sock:start()
         end,
         take = function(s, t)
@@ -233,6 +239,7 @@ function sources.socketTextStream(ctx, host, port, opts)
             local function take_new()
                 local arr, n, ends, _, last = sock:take()
                 taken = taken + n
+                limited:took(t, n)
                 return arr, n, ends, last
             end
             local arr, n, ends
@@ -254,6 +261,7 @@ function sources.socketTextStream(ctx, host, port, opts)
             return sock and sock:stats().records - taken or 0
         end,
         close = function()
+            closed = true
             if sock then sock:close() end
         end,
         closed = function()
@@ -649,6 +657,11 @@ function sources.receiverStream(ctx, r)
     local last_seq -- with a WAL: the seq of the newest pending block
     local held, held_err -- with a WAL: a polled block the WAL refused, retried before the next poll
     local stopped = false
+    -- The rate limit's bucket: on a manual clock it runs on the time polls
+    -- cover (span_ms each), on a system clock on real time, so a poll
+    -- delayed by a long batch may take what accrued meanwhile.
+    local bucket, limited, clock_ms = nil, nil, 0
+    local function now() return ctx.clock == "manual" and clock_ms or ctx.engine:now() end
     local rctx = {batchInterval = ctx.batch_ms / 1000}
     function rctx.reportError(_, msg)
         ctx:_receiver_error(desc, tostring(msg))
@@ -693,6 +706,8 @@ function sources.receiverStream(ctx, r)
     s = input(ctx, wal_fields({kind = "receiverStream", desc = desc, pairs = false, receiver = true,
         start = function()
             if ctx.wal then w:open(ctx.wal) end
+            bucket = core.rate_new(0, ctx.batch_ms, now())
+            limited = rate.control(ctx):add(desc, function(limit) bucket:set(limit, now()) end)
             guarded("start", rctx)
         end,
         poll = function(span_ms)
@@ -701,7 +716,9 @@ function sources.receiverStream(ctx, r)
                 accept(held[1], held[2])
             end
             if stopped then return end
-            local max = ctx:_poll_max(span_ms, POLL_MAX)
+            clock_ms = clock_ms + span_ms
+            local max = math.min(POLL_MAX, bucket:available(now()))
+            if max < 1 then return end
             local ok, recs = guarded("poll", rctx, max)
             if not ok or recs == nil then return end
             if type(recs) ~= "table" then
@@ -712,6 +729,7 @@ function sources.receiverStream(ctx, r)
             if n > max then
                 ctx:_receiver_error(desc, sformat("poll returned %d records, more than the %d asked for; all were kept", n, max))
             end
+            bucket:spend(n)
             if n == 0 then return end
             if w.wal and not log(recs, n) then return end
             accept(recs, n)
@@ -725,6 +743,7 @@ function sources.receiverStream(ctx, r)
             end
             local arr, n, blocks
             if w.wal then arr, n, blocks = w:take(t, take_new) else arr, n, blocks = take_new() end
+            if limited then limited:took(t, n) end
             return RDD.new(n, arr, nil, blocks, t, s:_rdd_id(t))
         end,
         pending = function() return npending > 0 or held ~= nil end,

@@ -85,6 +85,7 @@ int luaopen_dstream_core(lua_State *L) {
   lds_open_engine(L);
   lds_open_codec(L);
   lds_open_socket(L);
+  lds_open_rate(L);
   lds_open_fs(L);
   lds_open_window(L);
   lds_open_checkpoint(L);

@@ -36,6 +36,7 @@ uv_loop_t *lds_check_loop(lua_State *L, int idx);
 void lds_open_engine(lua_State *L);
 void lds_open_codec(lua_State *L);
 void lds_open_socket(lua_State *L);
+void lds_open_rate(lua_State *L);
 void lds_open_fs(lua_State *L);
 void lds_open_window(lua_State *L);
 void lds_open_checkpoint(lua_State *L);

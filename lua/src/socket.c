@@ -64,7 +64,8 @@ static void check_wal(lua_State *L, int idx, ds_socket_opts_t *o) {
 
 static void check_opts(lua_State *L, int idx, ds_socket_opts_t *o) {
   static const char *const known[] = {"maxLineBytes", "blockInterval", "backoffInitial",
-                                      "backoffMax", "wal", "walStream", NULL};
+                                      "backoffMax", "wal", "walStream", "maxRate",
+                                      "rateBurst", NULL};
   uint64_t max_line = o->max_line_bytes;
   int i;
   if (lua_isnoneornil(L, idx)) {
@@ -81,7 +82,7 @@ static void check_opts(lua_State *L, int idx, ds_socket_opts_t *o) {
     if (!ok)
       luaL_argerror(L, idx, lua_pushfstring(L, "unknown option %s (allowed: maxLineBytes, "
                                             "blockInterval, backoffInitial, backoffMax, "
-                                            "wal, walStream)",
+                                            "wal, walStream, maxRate, rateBurst)",
                                             lua_type(L, -1) == LUA_TSTRING ?
                                             lua_tostring(L, -1) : luaL_typename(L, -1)));
   }
@@ -89,6 +90,15 @@ static void check_opts(lua_State *L, int idx, ds_socket_opts_t *o) {
   opt_integer(L, idx, "blockInterval", 0, 86400000, &o->block_interval_ms);
   opt_integer(L, idx, "backoffInitial", 1, 86400000, &o->backoff_initial_ms);
   opt_integer(L, idx, "backoffMax", 1, 86400000, &o->backoff_max_ms);
+  opt_integer(L, idx, "rateBurst", 1, 86400000, &o->rate_burst_ms);
+  lua_getfield(L, idx, "maxRate");
+  if (!lua_isnil(L, -1)) {
+    lua_Number r = lua_tonumber(L, -1);
+    if (lua_type(L, -1) != LUA_TNUMBER || !(r >= 0) || r > 1e15)
+      luaL_argerror(L, idx, "opts.maxRate must be a number of lines per second (0: unlimited)");
+    o->max_rate = (double)r;
+  }
+  lua_pop(L, 1);
   o->max_line_bytes = (size_t)max_line;
   if (o->backoff_initial_ms > o->backoff_max_ms)
     luaL_argerror(L, idx, "opts.backoffInitial must not exceed opts.backoffMax");
@@ -206,12 +216,13 @@ static void set_number(lua_State *L, const char *key, uint64_t v) {
 }
 
 /* socket:stats() -> {records, bytes, skipped, truncated, connects, errors,
- * dropped_reports, backoff (ms), wal_errors, wal_pending, connected = bool} */
+ * dropped_reports, backoff (ms), wal_errors, wal_pending, throttles, held_bytes,
+ * rate (lines/s, 0: unlimited), connected = bool} */
 static int socket_stats(lua_State *L) {
   lds_socket_t *u = lds_check_socket(L, 1);
   ds_socket_stats_t st;
   ds_socket_stats(u->s, &st);
-  lua_createtable(L, 0, 11);
+  lua_createtable(L, 0, 14);
   set_number(L, "records", st.records);
   set_number(L, "bytes", st.bytes);
   set_number(L, "skipped", st.skipped);
@@ -222,8 +233,22 @@ static int socket_stats(lua_State *L) {
   set_number(L, "backoff", st.backoff_ms);
   set_number(L, "wal_errors", st.wal_errors);
   set_number(L, "wal_pending", st.wal_pending);
+  set_number(L, "throttles", st.throttles);
+  set_number(L, "held_bytes", st.held_bytes);
+  lua_pushnumber(L, (lua_Number)st.rate);
+  lua_setfield(L, -2, "rate");
   lua_pushboolean(L, st.connected);
   lua_setfield(L, -2, "connected");
+  return 1;
+}
+
+/* socket:set_rate(lines_per_s) -> true; 0 is unlimited */
+static int socket_set_rate(lua_State *L) {
+  lds_socket_t *u = lds_check_socket(L, 1);
+  lua_Number r = luaL_checknumber(L, 2);
+  luaL_argcheck(L, r >= 0 && r <= 1e15, 2, "rate must be a number of lines per second (0: unlimited)");
+  ds_socket_set_rate(u->s, (double)r);
+  lua_pushboolean(L, 1);
   return 1;
 }
 
@@ -285,6 +310,7 @@ static const luaL_Reg socket_methods[] = {
   {"errors", socket_errors},
   {"stats", socket_stats},
   {"drain", socket_drain},
+  {"set_rate", socket_set_rate},
   {"stop", socket_stop},
   {"close", socket_close},
   {"closed", socket_closed},

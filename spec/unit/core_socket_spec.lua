@@ -40,7 +40,7 @@ describe("core.socket_new", function()
         end
         assert.has_error(function() core.socket_new(e, "127.0.0.1", 9, {maxLine = 10}) end,
             "bad argument #4 to 'socket_new' (unknown option maxLine (allowed: maxLineBytes, "
-            .. "blockInterval, backoffInitial, backoffMax, wal, walStream))")
+            .. "blockInterval, backoffInitial, backoffMax, wal, walStream, maxRate, rateBurst))")
         assert.has_error(function() core.socket_new(e, "127.0.0.1", 9, {maxLineBytes = 0}) end)
         assert.has_error(function() core.socket_new(e, "127.0.0.1", 9, {blockInterval = "x"}) end)
         assert.has_error(function()

@@ -46,6 +46,16 @@
  * The socket borrows the WAL, which must outlive it; a closed WAL fails
  * appends like a full disk (DS_ECLOSED).
  *
+ * RATE LIMIT: with opts.max_rate > 0 (or ds_socket_set_rate()), a token
+ * bucket (dstream/rate.h, burst opts.rate_burst_ms) caps the lines accepted
+ * per second. A read holding more lines than there are tokens is split at
+ * the last line paid for; the rest stays in the read buffer, reading stops
+ * (uv_read_stop) and a timer resumes it when tokens have accrued. While it
+ * is stopped the kernel's buffers fill and TCP slows the sender down, so
+ * dstream itself never holds more than one read buffer (64 KiB) beyond its
+ * rate. A stop, and a graceful drain, take the held bytes in regardless of
+ * the rate: they were read, and nothing read is lost.
+ *
  * OUT OF MEMORY: if the splitter cannot grow a block even after the current
  * block is sealed, the bytes of that read and the unfinished line are
  * dropped, the connection is closed and retried after backoff, and DS_ENOMEM
@@ -79,6 +89,8 @@ typedef struct {
   size_t max_reports;           /* 64 */
   ds_wal_t *wal;                /* NULL: no WAL; borrowed, must outlive the socket */
   uint64_t wal_stream;          /* the stream number of its blocks in the WAL */
+  double max_rate;              /* lines/s; 0: unlimited */
+  uint64_t rate_burst_ms;       /* the bucket holds this long's worth: 1000 */
 } ds_socket_opts_t;
 
 typedef struct {
@@ -98,6 +110,9 @@ typedef struct {
   uint64_t backoff_ms;          /* wait before the next reconnect */
   uint64_t wal_errors;          /* failed WAL appends (each retry counts) */
   uint64_t wal_pending;         /* lines sealed, waiting for the WAL to accept them */
+  uint64_t throttles;           /* times reading stopped for the rate limit */
+  uint64_t held_bytes;          /* bytes read, waiting for tokens */
+  double rate;                  /* the current limit, lines/s; 0: unlimited */
   int connected;
 } ds_socket_stats_t;
 
@@ -116,6 +131,8 @@ ds_block_t *ds_socket_take(ds_socket_t *s);
 /* ds_socket_take(), also giving the WAL seqs of the first and the last block
  * taken (both 0 without a WAL or when nothing is taken). */
 ds_block_t *ds_socket_take_seqs(ds_socket_t *s, uint64_t *first_seq, uint64_t *last_seq);
+/* Change the rate limit (lines/s; 0: unlimited) from now on. */
+void ds_socket_set_rate(ds_socket_t *s, double rate);
 /* Move up to max of the oldest reports into out; returns how many. */
 size_t ds_socket_errors(ds_socket_t *s, ds_socket_report_t *out, size_t max);
 /* Fill *st with the counters. */
