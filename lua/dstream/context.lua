@@ -369,14 +369,6 @@ function Context:_receiver_error(source, message, time)
     end
 end
 
--- How many records a receiver may return from a poll covering span_ms.
-function Context:_poll_max(span_ms, default)
-    if self.max_rate then
-        return math.max(1, math.floor(self.max_rate * span_ms / 1000))
-    end
-    return default
-end
-
 -- Start ---------------------------------------------------------------------
 
 local function graph_error(self, msg, name, bad)
