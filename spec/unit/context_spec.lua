@@ -369,8 +369,8 @@ describe("tostring(ssc)", function()
 end)
 
 describe("StreamingContext options not built yet", function()
-    it("raises for backpressure, initialRate and ui instead of ignoring them", function()
-        for _, opts in ipairs({{backpressure = true}, {initialRate = 100}, {ui = 0}}) do
+    it("raises for backpressure and initialRate instead of ignoring them", function()
+        for _, opts in ipairs({{backpressure = true}, {initialRate = 100}}) do
             opts.batchInterval = 1
             local ok, err = pcall(require("dstream").StreamingContext, opts)
             assert.is_false(ok)
