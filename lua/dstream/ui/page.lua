@@ -34,25 +34,20 @@ pre { background: #f8f8f8; padding: 0.7em; font-size: 0.85em; overflow-x: auto; 
 <span id="batches">0</span> batches completed, <span id="records">0</span> records,
 <span id="errcount">0</span> receiver errors; updated <span id="updated">never</span>.
 Points plotted: <span id="plotted">0</span>, newest batch: <span id="newest">none</span>.</div>
-<div id="nochart" class="note" hidden>Chart.js is not installed here (Debian: libjs-chart.js): no charts, the tables still update.</div>
+<div id="nochart" class="note" hidden>Chart.js is not installed here (Debian: libjs-chart.js):
+no charts, the tables still update.</div>
 
 <h2>Statistics of the last batches</h2>
 <table class="charts">
-<tr><th class="l">Metric</th><th class="l">Timeline</th><th class="l">Histogram</th></tr>
-<tr><td class="name">Input rate<br><span class="avg" id="avg-inputRate"></span></td>
-<td><div class="chart"><canvas id="t-inputRate"></canvas></div></td><td><div class="hist"><canvas id="h-inputRate"></canvas></div></td></tr>
-<tr><td class="name">Scheduling delay<br><span class="avg" id="avg-schedulingDelay"></span></td>
-<td><div class="chart"><canvas id="t-schedulingDelay"></canvas></div></td><td><div class="hist"><canvas id="h-schedulingDelay"></canvas></div></td></tr>
-<tr><td class="name">Processing time<br><span class="avg" id="avg-processingDelay"></span></td>
-<td><div class="chart"><canvas id="t-processingDelay"></canvas></div></td><td><div class="hist"><canvas id="h-processingDelay"></canvas></div></td></tr>
-<tr><td class="name">Total delay<br><span class="avg" id="avg-totalDelay"></span></td>
-<td><div class="chart"><canvas id="t-totalDelay"></canvas></div></td><td><div class="hist"><canvas id="h-totalDelay"></canvas></div></td></tr>
+<thead><tr><th class="l">Metric</th><th class="l">Timeline</th><th class="l">Histogram</th></tr></thead>
+<tbody id="charts"></tbody>
 </table>
 
 <h2>Receivers and sources</h2>
 <table id="receivers"><thead><tr><th class="l">Source</th><th>Records</th><th>Errors</th></tr></thead><tbody></tbody></table>
 <h3>Errors</h3>
-<table id="errors"><thead><tr><th class="l">Time</th><th class="l">Source</th><th class="l">Message</th></tr></thead><tbody></tbody></table>
+<table id="errors"><thead><tr><th class="l">Time</th><th class="l">Source</th><th class="l">Message</th></tr></thead>
+<tbody></tbody></table>
 
 <h2>Keyed state</h2>
 <table id="state"><thead><tr><th class="l">Stream</th><th>Keys</th></tr></thead><tbody></tbody></table>
@@ -68,10 +63,10 @@ Points plotted: <span id="plotted">0</span>, newest batch: <span id="newest">non
 <script>
 "use strict";
 var METRICS = [
-  {key: "inputRate", unit: "records/s"},
-  {key: "schedulingDelay", unit: "ms"},
-  {key: "processingDelay", unit: "ms"},
-  {key: "totalDelay", unit: "ms"}
+  {key: "inputRate", title: "Input rate", unit: "records/s"},
+  {key: "schedulingDelay", title: "Scheduling delay", unit: "ms"},
+  {key: "processingDelay", title: "Processing time", unit: "ms"},
+  {key: "totalDelay", title: "Total delay", unit: "ms"}
 ];
 var intervalMs = 1000;
 var charts = {};
@@ -80,7 +75,8 @@ var haveChart = typeof Chart !== "undefined";
 function clock(ms) {
   var d = new Date(ms);
   function p(n, w) { n = String(n); while (n.length < w) n = "0" + n; return n; }
-  return p(d.getHours(), 2) + ":" + p(d.getMinutes(), 2) + ":" + p(d.getSeconds(), 2) + "." + p(d.getMilliseconds(), 3);
+  return p(d.getHours(), 2) + ":" + p(d.getMinutes(), 2) + ":" + p(d.getSeconds(), 2) + "." +
+    p(d.getMilliseconds(), 3);
 }
 function value(key, b) {
   if (key === "inputRate") return b.numRecords / (intervalMs / 1000);
@@ -100,18 +96,38 @@ function rows(id, list, cells) {
     body.appendChild(tr);
   });
 }
+function el(tag, attrs, parent) {
+  var e = document.createElement(tag);
+  Object.keys(attrs).forEach(function (k) { e.setAttribute(k, attrs[k]); });
+  if (parent) parent.appendChild(e);
+  return e;
+}
+function makeRows() {
+  var body = document.getElementById("charts");
+  METRICS.forEach(function (m) {
+    var tr = el("tr", {}, body), name = el("td", {"class": "name"}, tr);
+    name.appendChild(document.createTextNode(m.title));
+    el("br", {}, name);
+    el("span", {"class": "avg", id: "avg-" + m.key}, name);
+    el("canvas", {id: "t-" + m.key}, el("div", {"class": "chart"}, el("td", {}, tr)));
+    el("canvas", {id: "h-" + m.key}, el("div", {"class": "hist"}, el("td", {}, tr)));
+  });
+}
 function makeCharts() {
   if (!haveChart) { document.getElementById("nochart").hidden = false; return; }
   METRICS.forEach(function (m) {
     var opts = {animation: false, responsive: true, maintainAspectRatio: false,
-      plugins: {legend: {display: false}}, scales: {y: {beginAtZero: true, title: {display: true, text: m.unit}}}};
+      plugins: {legend: {display: false}},
+      scales: {y: {beginAtZero: true, title: {display: true, text: m.unit}}}};
     charts["t-" + m.key] = new Chart(document.getElementById("t-" + m.key), {type: "line",
-      data: {labels: [], datasets: [{data: [], borderColor: "#1f77b4", backgroundColor: "#1f77b4", pointRadius: 2, borderWidth: 1}]},
+      data: {labels: [], datasets: [{data: [], borderColor: "#1f77b4", backgroundColor: "#1f77b4",
+        pointRadius: 2, borderWidth: 1}]},
       options: opts});
     charts["h-" + m.key] = new Chart(document.getElementById("h-" + m.key), {type: "bar",
       data: {labels: [], datasets: [{data: [], backgroundColor: "#8fb9dc"}]},
       options: {animation: false, responsive: true, maintainAspectRatio: false, indexAxis: "y",
-        plugins: {legend: {display: false}}, scales: {x: {beginAtZero: true, title: {display: true, text: "batches"}}}}});
+        plugins: {legend: {display: false}},
+        scales: {x: {beginAtZero: true, title: {display: true, text: "batches"}}}}});
   });
 }
 function histogram(values) {
@@ -127,7 +143,8 @@ function drawBatches(batches) {
   METRICS.forEach(function (m) {
     var values = batches.map(function (b) { return value(m.key, b); });
     var avg = values.length ? values.reduce(function (a, b) { return a + b; }, 0) / values.length : 0;
-    document.getElementById("avg-" + m.key).textContent = values.length ? "avg " + avg.toFixed(1) + " " + m.unit : "";
+    document.getElementById("avg-" + m.key).textContent =
+      values.length ? "avg " + avg.toFixed(1) + " " + m.unit : "";
     if (!haveChart || values.length === 0) return;
     var t = charts["t-" + m.key], h = charts["h-" + m.key], hist = histogram(values);
     t.data.labels = batches.map(function (b) { return clock(b.batchTime); });
@@ -139,7 +156,8 @@ function drawBatches(batches) {
     plotted += t.getDatasetMeta(0).data.length;
   });
   document.getElementById("plotted").textContent = String(plotted);
-  if (batches.length) document.getElementById("newest").textContent = String(batches[batches.length - 1].batchTime);
+  if (batches.length)
+    document.getElementById("newest").textContent = String(batches[batches.length - 1].batchTime);
   rows("recent", batches.slice(-20).reverse(), function (b) {
     return [clock(b.batchTime) + " (" + b.batchTime + ")", b.numRecords, b.schedulingDelay + " ms",
       b.processingDelay + " ms", b.totalDelay + " ms"];
@@ -179,6 +197,7 @@ function refresh() {
     document.getElementById("updated").textContent = "failed (" + e.message + "); the pipeline may have stopped";
   }).then(function () { setTimeout(refresh, 1000); });
 }
+makeRows();
 makeCharts();
 refresh();
 </script>
