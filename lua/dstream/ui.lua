@@ -80,16 +80,18 @@ local function json(v, out)
             out[#out + 1] = "]"
         else
             local keys = {}
-            for k in pairs(v) do
+            local k = next(v) -- not pairs(): a generic for stops LuaJIT's traces (luajit_spec)
+            while k ~= nil do
                 if type(k) == "string" then keys[#keys + 1] = k end
+                k = next(v, k)
             end
             table.sort(keys)
             out[#out + 1] = "{"
-            for i, k in ipairs(keys) do
+            for i, key in ipairs(keys) do
                 if i > 1 then out[#out + 1] = "," end
-                out[#out + 1] = json_string(k)
+                out[#out + 1] = json_string(key)
                 out[#out + 1] = ":"
-                json(v[k], out)
+                json(v[key], out)
             end
             out[#out + 1] = "}"
         end
@@ -229,9 +231,11 @@ end
 
 local function copy_info(info, per)
     local c = {}
-    for k, v in pairs(info) do
+    local k, v = next(info)
+    while k ~= nil do
         local t = type(v)
         if type(k) == "string" and (t == "number" or t == "string" or t == "boolean") then c[k] = v end
+        k, v = next(info, k)
     end
     c.records = per
     return c
@@ -241,6 +245,12 @@ end
 local function publish(ctx)
     local u = ctx._ui
     local server = u.server
+    if not u.explain or (not u.explained_active and ctx.state == "active") then
+        -- again once started: its first line says the context's state
+        local ok, text = pcall(explain.text, ctx)
+        u.explain = ok and text or ("explain failed: " .. tostring(text))
+        u.explained_active = ctx.state == "active"
+    end
     server:set("/metrics", "text/plain; version=0.0.4; charset=utf-8", ui.metrics_text(ctx, u.metrics))
     server:set("/api/batches", "application/json", ui.json(setmetatable(u.batches, ui.ARRAY)))
     local receivers = {}
@@ -281,9 +291,8 @@ function ui.start(ctx, host, port)
     if not server then
         error(sformat("start: the status page (ui = %s): %s", host .. ":" .. port, err), 0)
     end
-    local ok, text = pcall(explain.text, ctx)
     local u = {server = server, host = host, batches = {}, errors = {}, errors_by = {},
-        metrics = ui.new_metrics(ctx), explain = ok and text or ("explain failed: " .. tostring(text))}
+        metrics = ui.new_metrics(ctx)}
     ctx._ui = u
     local shown = host:find(":", 1, true) and ("[" .. host .. "]") or host
     u.url = sformat("http://%s:%d/", shown, server:port())
