@@ -252,7 +252,7 @@ local function publish(ctx)
         u.explained_active = ctx.state == "active"
     end
     server:set("/metrics", "text/plain; version=0.0.4; charset=utf-8", ui.metrics_text(ctx, u.metrics))
-    server:set("/api/batches", "application/json", ui.json(setmetatable(u.batches, ui.ARRAY)))
+    server:set("/api/batches", "application/json", "[" .. concat(u.batches_json, ",") .. "]")
     local receivers = {}
     for _, src in ipairs(u.metrics.sources) do
         receivers[#receivers + 1] = {source = src, records = u.metrics.records[src], errors = u.errors_by[src] or 0}
@@ -268,9 +268,13 @@ end
 local function on_batch(ctx, info, t)
     local u = ctx._ui
     local per = ui.count_batch(ctx, u.metrics, info, t)
-    local b = u.batches
+    local b, bj = u.batches, u.batches_json
     b[#b + 1] = copy_info(info, per)
-    if #b > ui.KEEP_BATCHES then table.remove(b, 1) end
+    bj[#bj + 1] = ui.json(b[#b]) -- once per batch, not once per batch kept
+    if #b > ui.KEEP_BATCHES then
+        table.remove(b, 1)
+        table.remove(bj, 1)
+    end
     publish(ctx)
 end
 
@@ -291,7 +295,7 @@ function ui.start(ctx, host, port)
     if not server then
         error(sformat("start: the status page (ui = %s): %s", host .. ":" .. port, err), 0)
     end
-    local u = {server = server, host = host, batches = {}, errors = {}, errors_by = {},
+    local u = {server = server, host = host, batches = {}, batches_json = {}, errors = {}, errors_by = {},
         metrics = ui.new_metrics(ctx)}
     ctx._ui = u
     local shown = host:find(":", 1, true) and ("[" .. host .. "]") or host
