@@ -33,6 +33,9 @@ dependencies = {
 external_dependencies = {
     LUAJIT = {header = "luajit-2.1/luajit.h", library = "luajit-5.1"},
     LIBUV = {header = "uv.h", library = "uv"},
+    -- the status server's HTTP parser (Debian: libhttp-parser-dev); its page
+    -- loads Chart.js from /usr/share/javascript/chart.js (libjs-chart.js)
+    HTTP_PARSER = {header = "http_parser.h", library = "http_parser"},
 }
 
 build = {

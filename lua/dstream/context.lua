@@ -11,6 +11,7 @@ local sources = require "dstream.sources"
 local sinks = require "dstream.sinks"
 local explain = require "dstream.explain"
 local checkpoint = require "dstream.checkpoint"
+local ui = require "dstream.ui"
 
 local Context = {}
 Context.__index = Context
@@ -68,9 +69,8 @@ function Context.new(opts)
                 .. "backpressure = true; for a fixed cap use maxRate", 2)
         end
     end
-    if opts.ui ~= nil then
-        error("StreamingContext: ui (the status page) is not available in this version of dstream", 2)
-    end
+    local ui_host, ui_port
+    if opts.ui ~= nil then ui_host, ui_port = ui.parse(opts.ui, 2) end
     if opts.name ~= nil and type(opts.name) ~= "string" then
         error("StreamingContext: name must be a string", 2)
     end
@@ -83,6 +83,7 @@ function Context.new(opts)
         backpressure = opts.backpressure == true, initial_rate = opts.initialRate,
         streams = {}, inputs = {}, outputs = {}, listeners = {}, observers = {}, error_observers = {},
         state = "initialized", checkpoint_dir = nil, static_count = 0, wal_wanted = opts.wal,
+        ui_host = ui_host, ui_port = ui_port,
     }, Context)
     if opts.checkpoint ~= nil then ctx:checkpoint(opts.checkpoint) end
     return ctx
@@ -280,6 +281,11 @@ function Context:parallelizePairs(t)
     return RDD.new(n, ks, vs, {n}, nil, "parallelizePairs#" .. self.static_count)
 end
 
+--- uiUrl(): after start(), with ui set, the status page's address; else nil.
+function Context:uiUrl()
+    return self._ui and self._ui.url
+end
+
 --- addStreamingListener(l): l.onBatchSubmitted / onBatchStarted / onBatchCompleted / onReceiverError.
 function Context:addStreamingListener(l)
     util.check_table("addStreamingListener", 1, "listener", l, 2)
@@ -408,6 +414,15 @@ function Context:start()
     self.startup_reports = nil
     for _, s in ipairs(self.streams) do s.remember_ms = self.engine:remember(s.id) end
     driver.prepare(self)
+    if self.ui_host then
+        local served, err = pcall(ui.start, self, self.ui_host, self.ui_port)
+        if not served then
+            driver.close_engine(self)
+            driver.close_durable(self)
+            self.state = "stopped"
+            error(tostring(err), 2)
+        end
+    end
     for _, s in ipairs(self.inputs) do
         if s.start then
             local started, err = pcall(s.start)

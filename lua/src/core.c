@@ -90,5 +90,6 @@ int luaopen_dstream_core(lua_State *L) {
   lds_open_window(L);
   lds_open_checkpoint(L);
   lds_open_wal(L);
+  lds_open_http(L);
   return 1;
 }

@@ -368,17 +368,6 @@ describe("tostring(ssc)", function()
     end)
 end)
 
-describe("StreamingContext options not built yet", function()
-    it("raises for ui instead of ignoring it", function()
-        for _, opts in ipairs({{ui = 0}}) do
-            opts.batchInterval = 1
-            local ok, err = pcall(require("dstream").StreamingContext, opts)
-            assert.is_false(ok)
-            assert.matches("not available in this version", err)
-        end
-    end)
-end)
-
 describe("parts of the API not built yet", function()
     it("raise a clear error at the user's call for kafkaStream", function()
 
