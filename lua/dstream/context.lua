@@ -81,7 +81,7 @@ function Context.new(opts)
         engine = engine, batch_ms = batch_ms, block_ms = block_ms, clock = clock,
         name = opts.name or "dstream", max_rate = opts.maxRate,
         backpressure = opts.backpressure == true, initial_rate = opts.initialRate,
-        streams = {}, inputs = {}, outputs = {}, listeners = {}, observers = {}, error_observers = {},
+        streams = {}, inputs = {}, outputs = {}, listeners = {}, observers = {}, error_observers = {}, closers = {},
         state = "initialized", checkpoint_dir = nil, static_count = 0, wal_wanted = opts.wal,
         ui_host = ui_host, ui_port = ui_port,
     }, Context)

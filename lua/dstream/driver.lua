@@ -301,6 +301,7 @@ local CLOSE_TURNS, CLOSE_WAIT_MS = 500, 10
 --- allocated rather than freed under them).
 function driver.close_engine(ctx)
     local engine = ctx.engine
+    for _, close in ipairs(ctx.closers) do close() end -- the engine's own servers (the status page)
     for _, s in ipairs(ctx.inputs) do
         if s.close then s.close() end
     end

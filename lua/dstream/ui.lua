@@ -6,7 +6,6 @@
 --- page and Chart.js are given once at start. C never calls Lua, so a
 --- request costs the pipeline no Lua time at all.
 local core = require "dstream.core"
-local driver = require "dstream.driver"
 local explain = require "dstream.explain"
 
 local ui = {}
@@ -311,6 +310,8 @@ function ui.start(ctx, host, port)
     publish(ctx)
     ctx.observers[#ctx.observers + 1] = function(info, t) on_batch(ctx, info, t) end
     ctx.error_observers[#ctx.error_observers + 1] = function(e) on_error(ctx, e) end
+    -- The engine closes only once every handle on its loop is: the server's go first.
+    ctx.closers[#ctx.closers + 1] = function() ui.close(ctx) end
 end
 
 --- Close ctx's server; its handles finish closing on the engine's loop.
@@ -323,18 +324,6 @@ function ui.close(ctx)
         if u.server:closed() then break end
         ctx.engine:run(0)
     end
-end
-
--- The engine closes only once every handle on its loop is: the server's go
--- first. (driver.lua has no hook for the engine's own servers; this wraps
--- its close_engine once.)
-if not driver._ui_wrapped then
-    local close_engine = driver.close_engine
-    driver.close_engine = function(ctx)
-        ui.close(ctx)
-        return close_engine(ctx)
-    end
-    driver._ui_wrapped = true
 end
 
 return ui
