@@ -15,19 +15,7 @@ local function have(cmd)
     return os.execute("command -v " .. cmd .. " >/dev/null 2>&1") == 0
 end
 
-local function read(path)
-    local f = io.open(path, "rb")
-    if not f then return nil end
-    local s = f:read("*a")
-    f:close()
-    return s
-end
-
-local function write(path, data)
-    local f = assert(io.open(path, "wb"))
-    f:write(data)
-    f:close()
-end
+local read, write = files.read, files.write
 
 -- Run a shell command in the background (bounded by `timeout`), pumping ssc
 -- until it ends; returns its exit status. The sanitizer runtimes the ASan
