@@ -116,38 +116,67 @@ local function emit_ops(g, i, cur, shape, seg, depth)
     elseif kind == "values" then
         return emit_ops(g, i + 1, {x = cur.v}, "v", seg, depth)
     end
-    -- The flat kinds: keep the array (and, for flatMapValues, the key).
-    local arr = "arr" .. i
-    line(format("%s = %s(%s)", arr, f, kind == "flatMapValues" and cur.v or args), i)
-    line(format("if type(%s) ~= 'table' then fail(%d, 'function must return an array, got ' .. type(%s)) end", arr, i, arr), i)
-    line(format("j%d, n%d = 0, #%s", i, i, arr))
+    -- The flat kinds: keep what f returned (and, for flatMapValues, the
+    -- key) in the level's cursor. An iterator walks with n = 2^53 (no end
+    -- known) until it returns nil, then sets n = 0: see emit_element.
+    local r = "r" .. i
+    line(format("local %s, rs%d, rc%d = %s(%s)", r, i, i, f, kind == "flatMapValues" and cur.v or args), i)
+    line(format("if type(%s) == 'function' then it%d, st%d, c%d, j%d, n%d = %s, rs%d, rc%d, 0, 9007199254740992",
+        r, i, i, i, i, i, r, i, i))
+    line(format("elseif type(%s) == 'table' then arr%d, it%d, j%d, n%d = %s, nil, 0, #%s", r, i, i, i, i, r, r))
+    line(format("else fail(%d, 'function must return an array or an iterator function, got ' .. type(%s)) end",
+        i, r), i)
     if kind == "flatMapValues" then line(format("fk%d = %s", i, cur.k)) end
     return i
 end
 
--- Emits the segment that runs once per element of flat op i's array.
+-- Emits the segment that runs once per element of flat op i's array or
+-- iterator. An iterator is called as a generic for calls it: it(s, c), c
+-- being its previous first result; its nil ends the level (n = 0), and the
+-- segment after the element runs only while j <= n.
 local function emit_element(g, i, seg, depth)
     local kind, arr, j = g.ops[i].kind, "arr" .. i, "j" .. i
+    local it, c = "it" .. i, "c" .. i
     local function line(s, op)
         seg[#seg + 1] = {string.rep("    ", depth) .. s, op}
     end
     line(format("%s = %s + 1", j, j))
-    if kind == "flatMap" then
-        local x = "x" .. i
-        line(format("local %s = %s[%s]", x, arr, j))
-        return emit_ops(g, i + 1, {x = x}, "v", seg, depth)
-    elseif kind == "flatMapToPair" then
+    if kind == "flatMapToPair" then
         local kv, k, v = "kv" .. i, "k" .. i, "v" .. i
-        line(format("local %s = %s[%s]", kv, arr, j))
-        line(format("if type(%s) ~= 'table' then fail(%d, 'function must return an array of {key, value} pairs, "
+        line(format("local %s, %s", k, v))
+        line(format("if %s ~= nil then", it))
+        line(format("    %s, %s = %s(st%d, %s)", k, v, it, i, c), i)
+        line(format("    if %s == nil then n%d = 0", k, i))
+        line(format("    elseif %s == nil then fail(%d, 'the iterator returned a key without a value "
+            .. "(return key, value)') end", v, i), i)
+        line(format("    %s = %s", c, k))
+        line("else")
+        line(format("    local %s = %s[%s]", kv, arr, j))
+        line(format("    if type(%s) ~= 'table' then fail(%d, 'function must return an array of {key, value} pairs, "
             .. "got an element of type ' .. type(%s)) end", kv, i, kv), i)
-        line(format("local %s, %s = %s[1], %s[2]", k, v, kv, kv))
-        line(format("if %s == nil or %s == nil then fail(%d, 'a pair {key, value} has a nil key or value') end", k, v, i), i)
-        return emit_ops(g, i + 1, {k = k, v = v}, "p", seg, depth)
+        line(format("    %s, %s = %s[1], %s[2]", k, v, kv, kv))
+        line(format("    if %s == nil or %s == nil then fail(%d, 'a pair {key, value} has a nil key or value') end",
+            k, v, i), i)
+        line("end")
+        line(format("if %s <= n%d then", j, i))
+        local flat = emit_ops(g, i + 1, {k = k, v = v}, "p", seg, depth + 1)
+        line("end")
+        return flat
     end
-    local v = "v" .. i
-    line(format("local %s = %s[%s]", v, arr, j))
-    return emit_ops(g, i + 1, {k = "fk" .. i, v = v}, "p", seg, depth)
+    local x = kind == "flatMap" and "x" .. i or "v" .. i
+    line(format("local %s", x))
+    line(format("if %s ~= nil then", it))
+    line(format("    %s = %s(st%d, %s)", x, it, i, c), i)
+    line(format("    if %s == nil then n%d = 0 end", x, i))
+    line(format("    %s = %s", c, x))
+    line("else")
+    line(format("    %s = %s[%s]", x, arr, j))
+    line("end")
+    line(format("if %s <= n%d then", j, i))
+    local cur = kind == "flatMap" and {x = x} or {k = "fk" .. i, v = x}
+    local flat = emit_ops(g, i + 1, cur, kind == "flatMap" and "v" or "p", seg, depth + 1)
+    line("end")
+    return flat
 end
 
 -- Appends the lines of seg to out, recording which op each user call is for.
@@ -177,7 +206,7 @@ local function emit_loop(g, first, out, lines)
     out[#out + 1] = "        local i = lo - 1"
     for _, level in ipairs(levels) do
         local q = level.i
-        out[#out + 1] = format("        local arr%d, j%d, n%d%s = nil, 0, 0", q, q, q,
+        out[#out + 1] = format("        local arr%d, it%d, st%d, c%d, j%d, n%d%s = nil, nil, nil, nil, 0, 0", q, q, q, q, q, q,
             g.ops[q].kind == "flatMapValues" and ", fk" .. q or "")
     end
     out[#out + 1] = "        while true do"
