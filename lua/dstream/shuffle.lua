@@ -40,6 +40,7 @@ local shuffle = {}
 
 local type, error, tostring, setmetatable = type, error, tostring, setmetatable
 local min = math.min
+local tnew, tclear = require "table.new", require "table.clear"
 local slot_slow, show = key.slot_slow, key.show
 
 local function check_parts(opname, num_parts)
@@ -134,10 +135,30 @@ end
 --- add, finish: a primitive key seen before has its running value in
 --- by_key[k] (the caller folds it with f), any other record goes through
 --- add(k, v); finish(num_parts) returns m, oks, ovs, oends.
-function shuffle.reducer(opname, f)
+---
+--- scratch (optional, kept by the caller from batch to batch): its two
+--- hash tables, by_key and the index's primitive-key map, are cleared and
+--- reused instead of made anew: they grow to the batch's distinct keys, and
+--- growing them again every batch costs rehashes and, past LuaJIT's mmap
+--- threshold (128 KiB), fresh pages. Neither ever leaves the reducer: the
+--- output arrays (keys and values) are new per call.
+function shuffle.reducer(opname, f, scratch)
     local idx = key.index(opname)
+    local by_key
+    if scratch then
+        by_key, idx.prim = scratch.by_key, scratch.prim
+        if scratch.used then
+            tclear(by_key)
+            tclear(idx.prim)
+        end
+        scratch.used = true
+        local m = scratch.m or 0
+        if m > 0 then idx.keys = tnew(m, 0) end
+    else
+        by_key = {}
+    end
     local keys, canon = idx.keys, idx.canon
-    local by_key, acc = {}, {}
+    local acc = scratch and scratch.m and tnew(scratch.m, 0) or {}
     local function add(k, v)
         local s, is_new = slot_slow(idx, k)
         if canon[s] == nil then
@@ -148,6 +169,7 @@ function shuffle.reducer(opname, f)
     end
     local function finish(num_parts)
         num_parts = check_parts(opname, num_parts)
+        if scratch then scratch.m = idx.m end
         for s = 1, idx.m do
             if canon[s] == nil then
                 acc[s] = by_key[keys[s]]

@@ -12,6 +12,7 @@ local util = require "dstream.util"
 local RDD = require "dstream.rdd"
 local DStream = require "dstream.stream"
 local rate = require "dstream.rate"
+local format = require "dstream.format"
 
 local sources = {}
 
@@ -30,12 +31,47 @@ end
 
 -- queueStream ---------------------------------------------------------------
 
-local function queue_entry(e, where)
-    if RDD.is(e) then return e end
-    if type(e) ~= "table" then
+local function check_entry(e, where)
+    if not RDD.is(e) and type(e) ~= "table" then
         error(sformat("queueStream: %s is a %s, not an array of records", where, type(e)), 0)
     end
-    return RDD.from_array(e)
+    return e
+end
+
+-- The batch of the entries taken: each array or RDD entry's records copied
+-- once into the batch's arrays, each entry a partition (a pair RDD's
+-- records become {k, v} values, as collect() gives them). One RDD entry is
+-- borrowed, not copied: an RDD's arrays are never written after it is made.
+local function queue_batch(entries, t, id)
+    local e = entries[1]
+    if #entries == 1 and RDD.is(e) and not e.pairs then
+        return RDD.new(e.n, e.a, nil, e.ends, t, id)
+    end
+    local n, a, ends = 0, {}, {}
+    for i = 1, #entries do
+        e = entries[i]
+        if RDD.is(e) then
+            local ea, eb, lo = e.a, e.b, 1
+            for p = 1, #e.ends do
+                local hi = e.ends[p]
+                if eb then
+                    for j = lo, hi do a[n + j - lo + 1] = format.as_pair(ea[j], eb[j]) end
+                else
+                    for j = lo, hi do a[n + j - lo + 1] = ea[j] end
+                end
+                n = n + hi - lo + 1
+                ends[#ends + 1] = n
+                lo = hi + 1
+            end
+        else
+            local m = #e
+            for j = 1, m do a[n + j] = e[j] end
+            n = n + m
+            ends[#ends + 1] = n
+        end
+    end
+    if #ends == 0 then ends[1] = 0 end
+    return RDD.new(n, a, nil, ends, t, id)
 end
 
 --- queueStream(queue, oneAtATime = true, default): one queue entry per batch.
@@ -49,19 +85,15 @@ function sources.queueStream(ctx, queue, oneAtATime, default)
         local entries = {}
         if #queue > 0 then
             if oneAtATime then
-                entries[1] = queue_entry(table.remove(queue, 1), "the queue's front entry")
+                entries[1] = check_entry(table.remove(queue, 1), "the queue's front entry")
             else
-                for i = 1, #queue do entries[i] = queue_entry(queue[i], sformat("queue entry %d", i)) end
+                for i = 1, #queue do entries[i] = check_entry(queue[i], sformat("queue entry %d", i)) end
                 for i = #queue, 1, -1 do queue[i] = nil end
             end
         elseif default ~= nil then
-            entries[1] = queue_entry(default, "the default entry")
+            entries[1] = check_entry(default, "the default entry")
         end
-        local r = RDD.concat(entries, t, s:_rdd_id(t))
-        if r.pairs then -- records of a pair RDD in the queue become {k, v} values
-            r = RDD.from_array(r:collect(), t, s:_rdd_id(t))
-        end
-        return r
+        return queue_batch(entries, t, s:_rdd_id(t))
     end})
 end
 

@@ -152,7 +152,9 @@ local function compute_stage(s, st, t)
         local m, a, b, ends = run(src.n, src.a, src.b, src.ends)
         return RDD.new(m, a, b, ends, t, s:_rdd_id(t))
     end
-    local by_key, add, finish = shuffle.reducer("reduceByKey", s.f)
+    -- The reducer's hash tables live as long as the stage record (see shuffle.reducer).
+    st.scratch = st.scratch or {by_key = {}, prim = {}}
+    local by_key, add, finish = shuffle.reducer("reduceByKey", s.f, st.scratch)
     run(src.n, src.a, src.b, src.ends, by_key, add)
     local m, ks, vs, ends = finish(s.num_partitions)
     return RDD.new(m, ks, vs, ends, t, s:_rdd_id(t))
