@@ -31,6 +31,14 @@
  * libuv again until it is empty), reading stops and the `resume` timer
  * feeds it on when tokens have accrued. Reading restarts only once nothing
  * is held, the timer is idle (`throttled` clear) and the WAL is not failing.
+ *
+ * BATCH CAP: the same cut bounds the records waiting for a take
+ * (opts.max_pending_records): a read is fed only up to the cap, the rest
+ * is held, reading stops (`full`) with no timer, and the next take, having
+ * emptied the queue, feeds the held bytes and reads on. A take first reads
+ * what the kernel holds right now (up to the cap and the rate): when
+ * batches run back to back to catch up, the loop does not run between
+ * them, and each would otherwise find only what was read before the first.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -88,6 +96,8 @@ struct ds_socket_s {
   ds_rate_t limit;
   uv_timer_t resume;            /* restarts reading once tokens accrued */
   int throttled;                /* the resume timer runs */
+  int full;                     /* reading stopped: the cap of waiting records is reached */
+  uint64_t queued_records;      /* records in the queue, waiting for a take */
   size_t held_off;              /* bytes of buf read but not yet paid for */
   size_t held_len;
   uint64_t first_seq;           /* WAL seqs of the queue's first and last block */
@@ -176,6 +186,7 @@ static void report_failure(ds_socket_t *s, int status, const char *doing) {
 /* A block the WAL holds (or any block without a WAL) counts as received. */
 static void receive(ds_socket_t *s, ds_block_t *blk, uint64_t seq) {
   s->sealed_records += blk->count;
+  s->queued_records += blk->count;
   if (s->queue.head == NULL)
     s->first_seq = seq;
   s->last_seq = seq;
@@ -213,7 +224,7 @@ static void log_blocks(ds_socket_t *s) {
   }
   if (s->paused) {
     s->paused = 0;
-    if (s->state == S_CONNECTED && s->tcp_state == HANDLE_OPEN && !s->throttled)
+    if (s->state == S_CONNECTED && s->tcp_state == HANDLE_OPEN && !s->throttled && !s->full)
       start_reading(s);
   }
 }
@@ -392,6 +403,27 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
 
 static void on_resume(uv_timer_t *t);
 
+/* How many more records may wait for a take (UINT64_MAX: no cap). Lines
+ * sealed but not yet in the WAL count as waiting. */
+static uint64_t room(const ds_socket_t *s) {
+  uint64_t cap = s->opts.max_pending_records, waiting;
+  if (cap == 0)
+    return UINT64_MAX;
+  waiting = s->queued_records + s->stats.wal_pending + (s->cur != NULL ? s->cur->count : 0);
+  return waiting >= cap ? 0 : cap - waiting;
+}
+
+/* Stop reading until a take makes room (no timer: see BATCH CAP). */
+static void fill(ds_socket_t *s) {
+  if (s->reading) {
+    uv_read_stop((uv_stream_t *)&s->tcp);
+    s->reading = 0;
+  }
+  if (!s->full)
+    s->stats.capped++;
+  s->full = 1;
+}
+
 /* Stop reading until the bucket has a token again. */
 static void throttle(ds_socket_t *s) {
   uint64_t wait = ds_rate_wait_ms(&s->limit);
@@ -410,7 +442,8 @@ static void throttle(ds_socket_t *s) {
  * the connection was closed (out of memory). */
 static int feed(ds_socket_t *s, size_t off, size_t n) {
   const char *p = s->buf + off;
-  uint64_t allow = ds_rate_available(&s->limit, uv_now(s->loop)), lines = 0;
+  uint64_t tokens = ds_rate_available(&s->limit, uv_now(s->loop)), lines = 0;
+  uint64_t space = room(s), allow = space < tokens ? space : tokens;
   size_t cut = n;
   if (allow != UINT64_MAX) {
     const char *q = p, *end = p + n;
@@ -425,7 +458,8 @@ static int feed(ds_socket_t *s, size_t off, size_t n) {
     if (cut < n) /* the held part starts after the last line paid for */
       while (cut > 0 && p[cut - 1] != '\n')
         cut--;
-    ds_rate_spend(&s->limit, lines);
+    if (tokens != UINT64_MAX)
+      ds_rate_spend(&s->limit, lines);
   }
   s->held_len = 0;
   s->stats.held_bytes = 0;
@@ -435,7 +469,10 @@ static int feed(ds_socket_t *s, size_t off, size_t n) {
     s->held_off = off + cut;
     s->held_len = n - cut;
     s->stats.held_bytes = s->held_len;
-    throttle(s);
+    if (space < tokens)
+      fill(s);
+    else
+      throttle(s);
   }
   return 0;
 }
@@ -453,9 +490,9 @@ static void release_held(ds_socket_t *s) {
 static void on_resume(uv_timer_t *t) {
   ds_socket_t *s = t->data;
   s->throttled = 0;
-  if (s->state != S_CONNECTED || s->tcp_state != HANDLE_OPEN)
+  if (s->state != S_CONNECTED || s->tcp_state != HANDLE_OPEN || s->full)
     return;
-  if (s->held_len > 0 && (feed(s, s->held_off, s->held_len) < 0 || s->throttled))
+  if (s->held_len > 0 && (feed(s, s->held_off, s->held_len) < 0 || s->throttled || s->full))
     return;
   if (s->wal_failing)
     s->paused = 1;
@@ -511,7 +548,7 @@ static void on_connect(uv_connect_t *req, int status) {
   uv_tcp_keepalive(&s->tcp, 1, 60);
   if (s->wal_failing)
     s->paused = 1;
-  else if (!s->throttled)
+  else if (!s->throttled && !s->full)
     start_reading(s);
 }
 
@@ -653,12 +690,55 @@ int ds_socket_start(ds_socket_t *s) {
   return 0;
 }
 
+/* Read, without waiting, what the kernel holds right now, as far as the cap
+ * and the rate allow (see BATCH CAP). */
+static void read_waiting(ds_socket_t *s) {
+  uv_os_fd_t fd;
+  int avail = 0;
+  size_t got = 0;
+  ssize_t n;
+  if (s->state != S_CONNECTED || s->tcp_state != HANDLE_OPEN || s->throttled || s->full ||
+      s->paused || s->wal_failing || s->held_len > 0 ||
+      uv_fileno((uv_handle_t *)&s->tcp, &fd) != 0 || ioctl(fd, FIONREAD, &avail) != 0)
+    return;
+  /* Only what is there now (a sender that never pauses must not keep the
+   * take going); feed stops it by holding bytes once the cap or the rate
+   * is reached. */
+  while (got < (size_t)avail && s->held_len == 0 && s->tcp_state == HANDLE_OPEN) {
+    size_t want = (size_t)avail - got < sizeof(s->buf) ? (size_t)avail - got : sizeof(s->buf);
+    n = recv(fd, s->buf, want, MSG_DONTWAIT);
+    if (n <= 0 || feed(s, 0, (size_t)n) < 0)
+      break;
+    got += (size_t)n;
+  }
+}
+
+/* The queue was taken: feed what the cap held back and read on. */
+static void make_room(ds_socket_t *s) {
+  s->queued_records = 0;
+  if (!s->full)
+    return;
+  s->full = 0;
+  if (s->state != S_CONNECTED || s->tcp_state != HANDLE_OPEN)
+    return;
+  if (s->held_len > 0 && (feed(s, s->held_off, s->held_len) < 0 || s->throttled || s->full))
+    return;
+  if (s->wal_failing)
+    s->paused = 1;
+  else if (!s->throttled && !s->reading)
+    start_reading(s);
+}
+
 ds_block_t *ds_socket_take_seqs(ds_socket_t *s, uint64_t *first_seq, uint64_t *last_seq) {
+  ds_block_t *taken;
+  read_waiting(s);
   seal(s);
   *first_seq = s->queue.head != NULL ? s->first_seq : 0;
   *last_seq = s->queue.head != NULL ? s->last_seq : 0;
   s->first_seq = s->last_seq = 0;
-  return ds_blockq_take(&s->queue);
+  taken = ds_blockq_take(&s->queue);
+  make_room(s);
+  return taken;
 }
 
 ds_block_t *ds_socket_take(ds_socket_t *s) {

@@ -232,6 +232,20 @@ end
 
 local SOCKET_OPTS = {maxLineBytes = true, backoffInitial = true, backoffMax = true}
 
+-- The most lines a socket holds for the next batch: a batch interval's
+-- worth at CAP_LINES_PER_S, at least CAP_MIN_LINES. Past it the socket
+-- stops reading and TCP slows the sender (core/include/dstream/socket.h,
+-- BATCH CAP), so a fast sender cannot pile up a batch larger than the
+-- pipeline handles in about an interval, nor memory without bound; each
+-- take also reads what waits in the kernel, so batches run back to back to
+-- catch up still find data. The rate is well above what a Lua pipeline
+-- processes per second: the cap bounds, it does not pace (maxRate and
+-- backpressure do).
+local CAP_LINES_PER_S, CAP_MIN_LINES = 1000000, 10000
+local function socket_cap(batch_ms)
+    return math.max(CAP_MIN_LINES, math.floor(CAP_LINES_PER_S * batch_ms / 1000))
+end
+
 --- socketTextStream(host, port, opts): lines of a TCP connection.
 function sources.socketTextStream(ctx, host, port, opts)
     if type(host) ~= "string" or host == "" then
@@ -257,7 +271,8 @@ function sources.socketTextStream(ctx, host, port, opts)
                 blockInterval = ctx.block_ms,
                 backoffInitial = opts.backoffInitial and util.duration_ms("backoffInitial", opts.backoffInitial),
                 backoffMax = opts.backoffMax and util.duration_ms("backoffMax", opts.backoffMax),
-                wal = ctx.wal, walStream = ctx.wal and w:stream(), rateBurst = ctx.batch_ms})
+                wal = ctx.wal, walStream = ctx.wal and w:stream(), rateBurst = ctx.batch_ms,
+                maxPendingRecords = socket_cap(ctx.batch_ms)})
             if not sock then error(desc .. ": " .. err, 0) end
             -- The limit (maxRate, or backpressure's) is a token bucket in C:
             -- a socket out of tokens stops reading and TCP slows the sender.

@@ -65,7 +65,7 @@ static void check_wal(lua_State *L, int idx, ds_socket_opts_t *o) {
 static void check_opts(lua_State *L, int idx, ds_socket_opts_t *o) {
   static const char *const known[] = {"maxLineBytes", "blockInterval", "backoffInitial",
                                       "backoffMax", "wal", "walStream", "maxRate",
-                                      "rateBurst", NULL};
+                                      "rateBurst", "maxPendingRecords", NULL};
   uint64_t max_line = o->max_line_bytes;
   int i;
   if (lua_isnoneornil(L, idx)) {
@@ -82,7 +82,8 @@ static void check_opts(lua_State *L, int idx, ds_socket_opts_t *o) {
     if (!ok)
       luaL_argerror(L, idx, lua_pushfstring(L, "unknown option %s (allowed: maxLineBytes, "
                                             "blockInterval, backoffInitial, backoffMax, "
-                                            "wal, walStream, maxRate, rateBurst)",
+                                            "wal, walStream, maxRate, rateBurst, "
+                                            "maxPendingRecords)",
                                             lua_type(L, -1) == LUA_TSTRING ?
                                             lua_tostring(L, -1) : luaL_typename(L, -1)));
   }
@@ -91,6 +92,7 @@ static void check_opts(lua_State *L, int idx, ds_socket_opts_t *o) {
   opt_integer(L, idx, "backoffInitial", 1, 86400000, &o->backoff_initial_ms);
   opt_integer(L, idx, "backoffMax", 1, 86400000, &o->backoff_max_ms);
   opt_integer(L, idx, "rateBurst", 1, 86400000, &o->rate_burst_ms);
+  opt_integer(L, idx, "maxPendingRecords", 0, 9007199254740992.0, &o->max_pending_records);
   lua_getfield(L, idx, "maxRate");
   if (!lua_isnil(L, -1)) {
     lua_Number r = lua_tonumber(L, -1);
@@ -217,12 +219,12 @@ static void set_number(lua_State *L, const char *key, uint64_t v) {
 
 /* socket:stats() -> {records, bytes, skipped, truncated, connects, errors,
  * dropped_reports, backoff (ms), wal_errors, wal_pending, throttles, held_bytes,
- * rate (lines/s, 0: unlimited), connected = bool} */
+ * capped, rate (lines/s, 0: unlimited), connected = bool} */
 static int socket_stats(lua_State *L) {
   lds_socket_t *u = lds_check_socket(L, 1);
   ds_socket_stats_t st;
   ds_socket_stats(u->s, &st);
-  lua_createtable(L, 0, 14);
+  lua_createtable(L, 0, 15);
   set_number(L, "records", st.records);
   set_number(L, "bytes", st.bytes);
   set_number(L, "skipped", st.skipped);
@@ -235,6 +237,7 @@ static int socket_stats(lua_State *L) {
   set_number(L, "wal_pending", st.wal_pending);
   set_number(L, "throttles", st.throttles);
   set_number(L, "held_bytes", st.held_bytes);
+  set_number(L, "capped", st.capped);
   lua_pushnumber(L, (lua_Number)st.rate);
   lua_setfield(L, -2, "rate");
   lua_pushboolean(L, st.connected);

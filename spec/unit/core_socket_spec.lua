@@ -40,7 +40,8 @@ describe("core.socket_new", function()
         end
         assert.has_error(function() core.socket_new(e, "127.0.0.1", 9, {maxLine = 10}) end,
             "bad argument #4 to 'socket_new' (unknown option maxLine (allowed: maxLineBytes, "
-            .. "blockInterval, backoffInitial, backoffMax, wal, walStream, maxRate, rateBurst))")
+            .. "blockInterval, backoffInitial, backoffMax, wal, walStream, maxRate, rateBurst, "
+            .. "maxPendingRecords))")
         assert.has_error(function() core.socket_new(e, "127.0.0.1", 9, {maxLineBytes = 0}) end)
         assert.has_error(function() core.socket_new(e, "127.0.0.1", 9, {blockInterval = "x"}) end)
         assert.has_error(function()
@@ -103,6 +104,90 @@ describe("socket:take", function()
             return #got >= 2000
         end, "2000 lines")
         assert.are.same(lines, got)
+        shut(e, sock)
+        server:close()
+    end)
+end)
+
+describe("socket:take with maxPendingRecords", function()
+    -- A producer much faster than the taker: 100 000 numbered lines, sent
+    -- as fast as TCP takes them.
+    local function numbered(n)
+        local lines = {}
+        for i = 1, n do lines[i] = "line " .. i end
+        return lines
+    end
+
+    it("never hands over more than the cap, and loses nothing, in order", function()
+        local lines = numbered(100000)
+        local server = line_server.start{lines = lines, mode = "hold"}
+        local e = engine()
+        local sock = core.socket_new(e, server.host, server.port, {blockInterval = 5, maxPendingRecords = 3000})
+        assert.is_true(sock:start())
+        local got, largest, takes = {}, 0, 0
+        pump(e, function()
+            local arr, n = sock:take()
+            takes = takes + 1
+            if n > largest then largest = n end
+            for i = 1, n do got[#got + 1] = arr[i] end
+            return #got >= #lines
+        end, "100000 lines")
+        assert.is_true(largest <= 3000, "a take handed over " .. largest .. " records")
+        assert.are.equal(#lines, #got)
+        for i = 1, #lines do
+            if got[i] ~= lines[i] then assert.are.equal(lines[i], got[i], "line " .. i) end
+        end
+        assert.is_true(sock:stats().capped > 0, "reading never stopped for the cap")
+        shut(e, sock)
+        server:close()
+    end)
+
+    it("stops reading at the cap and reads on once a take makes room, takes back to back included", function()
+        local lines = numbered(100000)
+        local server = line_server.start{lines = lines, mode = "hold"}
+        local e = engine()
+        local sock = core.socket_new(e, server.host, server.port, {maxPendingRecords = 1000})
+        assert.is_true(sock:start())
+        pump(e, function() return sock:stats().capped >= 1 end, "reading to stop at the cap")
+        -- Running the loop longer reads nothing more: the cap holds.
+        for _ = 1, 5 do e:run(10) end
+        assert.are.equal(1000, sock:stats().records)
+        assert.is_true(sock:stats().held_bytes > 0)
+        local got = {}
+        local function take()
+            local arr, n = sock:take()
+            for i = 1, n do got[#got + 1] = arr[i] end
+            return n
+        end
+        assert.are.equal(1000, take())
+        -- No loop run between these takes: each still finds what was held
+        -- back and what the kernel holds, up to the cap.
+        local n2 = take()
+        assert.is_true(n2 > 0 and n2 <= 1000, "second take: " .. n2)
+        local n3 = take()
+        assert.is_true(n3 > 0 and n3 <= 1000, "third take: " .. n3)
+        pump(e, function()
+            local n = take()
+            assert.is_true(n <= 1000)
+            return #got >= #lines
+        end, "every line")
+        assert.are.same(lines, got)
+        shut(e, sock)
+        server:close()
+    end)
+
+    it("keeps the rate limit when a take reads", function()
+        local lines = numbered(20000)
+        local server = line_server.start{lines = lines, mode = "hold"}
+        local e = engine()
+        local sock = core.socket_new(e, server.host, server.port, {maxPendingRecords = 100000, maxRate = 1000,
+            rateBurst = 1000})
+        assert.is_true(sock:start())
+        pump(e, function() return sock:stats().throttles >= 1 end, "the rate to stop reading")
+        local _, n = sock:take()
+        local _, n2 = sock:take()
+        assert.is_true(n <= 1000, "first take: " .. n)
+        assert.are.equal(0, n2)
         shut(e, sock)
         server:close()
     end)

@@ -56,6 +56,16 @@
  * rate. A stop, and a graceful drain, take the held bytes in regardless of
  * the rate: they were read, and nothing read is lost.
  *
+ * BATCH CAP: with opts.max_pending_records > 0, at most that many records
+ * wait for a take: a read is cut at the last line that fits, the rest is
+ * held and reading stops (TCP slows the sender, as for the rate) until a
+ * take empties the queue. So a take never returns more records than the
+ * cap (except the lines a stop, a drain or a broken connection flush in,
+ * which were read and are never dropped). Each take also reads, without
+ * waiting, what the kernel holds at that moment (within the cap and the
+ * rate), so takes made back to back, with no loop run between them, still
+ * see the data that arrived meanwhile.
+ *
  * OUT OF MEMORY: if the splitter cannot grow a block even after the current
  * block is sealed, the bytes of that read and the unfinished line are
  * dropped, the connection is closed and retried after backoff, and DS_ENOMEM
@@ -91,6 +101,7 @@ typedef struct {
   uint64_t wal_stream;          /* the stream number of its blocks in the WAL */
   double max_rate;              /* lines/s; 0: unlimited */
   uint64_t rate_burst_ms;       /* the bucket holds this long's worth: 1000 */
+  uint64_t max_pending_records; /* records waiting for a take at most; 0: no cap */
 } ds_socket_opts_t;
 
 typedef struct {
@@ -111,7 +122,8 @@ typedef struct {
   uint64_t wal_errors;          /* failed WAL appends (each retry counts) */
   uint64_t wal_pending;         /* lines sealed, waiting for the WAL to accept them */
   uint64_t throttles;           /* times reading stopped for the rate limit */
-  uint64_t held_bytes;          /* bytes read, waiting for tokens */
+  uint64_t held_bytes;          /* bytes read, waiting for tokens or for room */
+  uint64_t capped;              /* times reading stopped for max_pending_records */
   double rate;                  /* the current limit, lines/s; 0: unlimited */
   int connected;
 } ds_socket_stats_t;
