@@ -35,19 +35,22 @@ socket from start() to the end of the batch that brings the last word.
 
 OPTIONS
   --input PATH          the text (default bench/data/words.txt)
-  --tokenizer T         gmatch (default) or bytes, the split of flatMap
+  --tokenizer T         gmatch (default), bytes, gmatch_iter or bytes_iter
   --batch-lines N       queue: lines per batch (default 20000)
   --batch-interval S    socket: seconds per batch (default 0.1)
   --expect-words N      socket: stop once N words are counted (required)
   --timeout S           socket: give up after S seconds (default 120)
   --dump PATH           write every "word count" line, sorted
 
-TOKENIZERS. Both return, per line, the array of its words (flatMap's
-contract: one table per line):
+TOKENIZERS. The array forms return, per line, the array of its words:
   gmatch  for w in line:gmatch("%S+") do n = n + 1; t[n] = w end
   bytes   one loop over string.byte, cutting words with string.sub at
           whitespace bytes (" \t\n\v\f\r", as %s): the loop LuaJIT compiles,
           where gmatch is not compiled.
+The iterator forms (API.md: flatMap's function may return an iterator)
+build no table per line:
+  gmatch_iter  return line:gmatch("%S+")
+  bytes_iter   the bytes scan as a closure returning the next word
 ]]
 
 local BENCH_DIR = arg[0]:match("^(.-)[^/]*$")
@@ -92,8 +95,8 @@ local function parse_args(argv)
         end
         i = i + 2
     end
-    if opts.tokenizer ~= "gmatch" and opts.tokenizer ~= "bytes" then
-        usage_error("--tokenizer must be gmatch or bytes")
+    if not ({gmatch = true, bytes = true, gmatch_iter = true, bytes_iter = true})[opts.tokenizer] then
+        usage_error("--tokenizer must be gmatch, bytes, gmatch_iter or bytes_iter")
     end
     if opts.mode == "plain_bytes" then opts.tokenizer = "bytes" end
     if opts.mode == "socket" and not opts.expect_words then
@@ -143,7 +146,34 @@ local function split_bytes(line)
     return t
 end
 
-local SPLIT = {gmatch = split_gmatch, bytes = split_bytes}
+-- The iterator forms: flatMap's function returns an iterator (API.md), so
+-- no table is built per line.
+local function iter_gmatch(line)
+    return line:gmatch("%S+")
+end
+
+-- The bytes scan as an iterator: a closure per line, returning the next word.
+local function iter_bytes(line)
+    local i, len = 1, #line
+    return function()
+        while i <= len do
+            local c = byte(line, i)
+            if c == 32 or (c <= 13 and c >= 9) then
+                i = i + 1
+            else
+                local start = i
+                repeat
+                    i = i + 1
+                    c = byte(line, i)
+                until i > len or c == 32 or (c <= 13 and c >= 9)
+                return sub(line, start, i - 1)
+            end
+        end
+        return nil
+    end
+end
+
+local SPLIT = {gmatch = split_gmatch, bytes = split_bytes, gmatch_iter = iter_gmatch, bytes_iter = iter_bytes}
 
 -- plain_bytes: wordcount_plain.lua's loop with the bytes scan -----------
 
@@ -195,7 +225,7 @@ local function word_count(lines, split, on_batch)
 end
 
 local function run_queue(dstream, opts)
-    local started = common.now()
+    local started, cpu = common.now(), os.clock()
     local ssc = dstream.StreamingContext{batchInterval = 1, clock = "manual", name = "wordcount_queue"}
     local queue, batches = {}, 0
     local counts = word_count(ssc:queueStream(queue), SPLIT[opts.tokenizer], function()
@@ -219,7 +249,7 @@ local function run_queue(dstream, opts)
     end
     ssc:stop()
     local seconds = common.now() - started
-    return counts, seconds, {batches = batches, batch_lines = per_batch}
+    return counts, seconds, {batches = batches, batch_lines = per_batch, cpu_seconds = os.clock() - cpu}
 end
 
 -- Starts examples/wordgen.lua serving the file; returns its pipe, port, pid.
@@ -241,12 +271,14 @@ end
 local function run_socket(dstream, opts)
     local pipe, port, pid = start_wordgen(opts.input, opts.timeout)
     local ssc = dstream.StreamingContext{batchInterval = opts.batch_interval, name = "wordcount_socket"}
-    local expected, total, batches, finished = opts.expect_words, 0, 0, nil
+    local expected, total, batches, finished, cpu_end = opts.expect_words, 0, 0, nil, nil
+    local largest = 0
     local counts = word_count(ssc:socketTextStream("127.0.0.1", port), SPLIT[opts.tokenizer], function(words)
         batches = batches + 1
         total = total + words
+        if words > largest then largest = words end
         if total >= expected and not finished then
-            finished = common.now()
+            finished, cpu_end = common.now(), os.clock()
             ssc:stop{graceful = true}
         end
     end)
@@ -261,7 +293,7 @@ local function run_socket(dstream, opts)
             io.stderr:write("wordcount_dstream: socket: ", msg, "\n")
         end
     end}
-    local started = common.now()
+    local started, cpu = common.now(), os.clock()
     ssc:start()
     if not ssc:awaitTerminationOrTimeout(opts.timeout) then
         io.stderr:write(string.format("wordcount_dstream: socket: %d of %d words after %g s; giving up\n",
@@ -272,23 +304,27 @@ local function run_socket(dstream, opts)
         os.exit(1)
     end
     pipe:close() -- wordgen exits once the file is sent
-    return counts, finished - started, {batches = batches, batch_interval = opts.batch_interval}
+    return counts, finished - started, {batches = batches, batch_interval = opts.batch_interval,
+        cpu_seconds = cpu_end - cpu, largest_batch_words = largest}
 end
 
 -- Main ----------------------------------------------------------------------
 
 local VARIANTS = {
     plain_bytes = {bytes = "plain_luajit_bytes"},
-    queue = {gmatch = "dstream_queue", bytes = "dstream_queue_bytes"},
-    socket = {gmatch = "dstream_socket", bytes = "dstream_socket_bytes"},
+    queue = {gmatch = "dstream_queue", bytes = "dstream_queue_bytes", gmatch_iter = "dstream_queue_iter",
+        bytes_iter = "dstream_queue_bytes_iter"},
+    socket = {gmatch = "dstream_socket", bytes = "dstream_socket_bytes", gmatch_iter = "dstream_socket_iter",
+        bytes_iter = "dstream_socket_bytes_iter"},
 }
 
 local opts = parse_args(arg)
 local counts, seconds, extra
 if opts.mode == "plain_bytes" then
-    local started = common.now()
+    local started, cpu = common.now(), os.clock()
     counts = count_plain_bytes(opts.input)
     seconds = common.now() - started
+    extra = {cpu_seconds = os.clock() - cpu}
 else
     local dstream = require("dstream")
     if opts.mode == "queue" then

@@ -25,9 +25,11 @@ local function count_words(path)
 end
 
 local input, dump = common.parse_args(arg, "wordcount_plain")
-local started = common.now()
+local started, cpu = common.now(), os.clock()
 local counts = count_words(input)
-common.emit(common.result("plain_luajit", counts, common.now() - started))
+local record = common.result("plain_luajit", counts, common.now() - started)
+record.cpu_seconds = os.clock() - cpu
+common.emit(record)
 if dump then
     common.dump(counts, dump)
 end

@@ -136,21 +136,22 @@ end
 --- by_key[k] (the caller folds it with f), any other record goes through
 --- add(k, v); finish(num_parts) returns m, oks, ovs, oends.
 ---
---- scratch (optional, kept by the caller from batch to batch): its two
---- hash tables, by_key and the index's primitive-key map, are cleared and
---- reused instead of made anew: they grow to the batch's distinct keys, and
---- growing them again every batch costs rehashes and, past LuaJIT's mmap
---- threshold (128 KiB), fresh pages. Neither ever leaves the reducer: the
---- output arrays (keys and values) are new per call.
+--- A new primitive key (a string, a boolean, a number not NaN) only takes
+--- the next slot: by_key itself tells a key seen before, so the index's
+--- primitive map is not kept, and canon[s] stays nil for its slot.
+---
+--- scratch (optional, kept by the caller from batch to batch): its hash
+--- table by_key is cleared and reused instead of made anew: it grows to the
+--- batch's distinct keys, and growing it again every batch costs rehashes
+--- and, past LuaJIT's mmap threshold (128 KiB), fresh pages. It never
+--- leaves the reducer: the output arrays (keys and values) are new per call,
+--- made at the size the previous batch needed.
 function shuffle.reducer(opname, f, scratch)
     local idx = key.index(opname)
     local by_key
     if scratch then
-        by_key, idx.prim = scratch.by_key, scratch.prim
-        if scratch.used then
-            tclear(by_key)
-            tclear(idx.prim)
-        end
+        by_key = scratch.by_key
+        if scratch.used then tclear(by_key) end
         scratch.used = true
         local m = scratch.m or 0
         if m > 0 then idx.keys = tnew(m, 0) end
@@ -160,6 +161,14 @@ function shuffle.reducer(opname, f, scratch)
     local keys, canon = idx.keys, idx.canon
     local acc = scratch and scratch.m and tnew(scratch.m, 0) or {}
     local function add(k, v)
+        local tk = type(k)
+        if tk == "string" or (tk == "number" and k == k) or tk == "boolean" then
+            local s = idx.m + 1
+            idx.m = s
+            keys[s] = k
+            by_key[k] = v
+            return
+        end
         local s, is_new = slot_slow(idx, k)
         if canon[s] == nil then
             by_key[k] = v

@@ -117,65 +117,66 @@ local function emit_ops(g, i, cur, shape, seg, depth)
         return emit_ops(g, i + 1, {x = cur.v}, "v", seg, depth)
     end
     -- The flat kinds: keep what f returned (and, for flatMapValues, the
-    -- key) in the level's cursor. An iterator walks with n = 2^53 (no end
-    -- known) until it returns nil, then sets n = 0: see emit_element.
+    -- key) in the level's cursor: an iterator in it<i> (with its state and
+    -- control value), an array in arr<i> walked by j<i> up to n<i>.
     local r = "r" .. i
     line(format("local %s, rs%d, rc%d = %s(%s)", r, i, i, f, kind == "flatMapValues" and cur.v or args), i)
-    line(format("if type(%s) == 'function' then it%d, st%d, c%d, j%d, n%d = %s, rs%d, rc%d, 0, 9007199254740992",
-        r, i, i, i, i, i, r, i, i))
-    line(format("elseif type(%s) == 'table' then arr%d, it%d, j%d, n%d = %s, nil, 0, #%s", r, i, i, i, i, r, r))
+    line(format("if type(%s) == 'function' then it%d, st%d, c%d = %s, rs%d, rc%d", r, i, i, i, r, i, i))
+    line(format("elseif type(%s) == 'table' then arr%d, j%d, n%d = %s, 0, #%s", r, i, i, i, r, r))
     line(format("else fail(%d, 'function must return an array or an iterator function, got ' .. type(%s)) end",
         i, r), i)
     if kind == "flatMapValues" then line(format("fk%d = %s", i, cur.k)) end
     return i
 end
 
--- Emits the segment that runs once per element of flat op i's array or
--- iterator. An iterator is called as a generic for calls it: it(s, c), c
--- being its previous first result; its nil ends the level (n = 0), and the
--- segment after the element runs only while j <= n.
-local function emit_element(g, i, seg, depth)
+-- Emits the two segments that run once per element of flat op i: iseg
+-- for the next value of its iterator, aseg for the next element of its
+-- array (each followed by the ops after op i). An iterator is called as a
+-- generic for calls it, it(s, c), c being its previous first result; its
+-- nil ends the level: it<i> = done (fail, a function no user's f can
+-- return, in a local the JIT keeps in a register) marks "no iterator" (a nil would change the slot's type at the loop's
+-- head, and LuaJIT aborts a loop whose types keep changing). Returns the
+-- index of the next flat op.
+local function emit_element(g, i, iseg, aseg, depth)
     local kind, arr, j = g.ops[i].kind, "arr" .. i, "j" .. i
     local it, c = "it" .. i, "c" .. i
-    local function line(s, op)
+    local function line(seg, s, op)
         seg[#seg + 1] = {string.rep("    ", depth) .. s, op}
     end
-    line(format("%s = %s + 1", j, j))
+    local next_cur, next_shape
     if kind == "flatMapToPair" then
         local kv, k, v = "kv" .. i, "k" .. i, "v" .. i
-        line(format("local %s, %s", k, v))
-        line(format("if %s ~= nil then", it))
-        line(format("    %s, %s = %s(st%d, %s)", k, v, it, i, c), i)
-        line(format("    if %s == nil then n%d = 0", k, i))
-        line(format("    elseif %s == nil then fail(%d, 'the iterator returned a key without a value "
-            .. "(return key, value)') end", v, i), i)
-        line(format("    %s = %s", c, k))
-        line("else")
-        line(format("    local %s = %s[%s]", kv, arr, j))
-        line(format("    if type(%s) ~= 'table' then fail(%d, 'function must return an array of {key, value} pairs, "
+        line(iseg, format("local %s, %s = %s(st%d, %s)", k, v, it, i, c), i)
+        line(iseg, format("if %s == nil then %s = done", k, it))
+        line(iseg, format("elseif %s == nil then fail(%d, 'the iterator returned a key without a value "
+            .. "(return key, value)')", v, i), i)
+        line(iseg, "else")
+        line(iseg, format("    %s = %s", c, k))
+        line(aseg, format("%s = %s + 1", j, j))
+        line(aseg, format("local %s = %s[%s]", kv, arr, j))
+        line(aseg, format("if type(%s) ~= 'table' then fail(%d, 'function must return an array of {key, value} pairs, "
             .. "got an element of type ' .. type(%s)) end", kv, i, kv), i)
-        line(format("    %s, %s = %s[1], %s[2]", k, v, kv, kv))
-        line(format("    if %s == nil or %s == nil then fail(%d, 'a pair {key, value} has a nil key or value') end",
+        line(aseg, format("local %s, %s = %s[1], %s[2]", k, v, kv, kv))
+        line(aseg, format("if %s == nil or %s == nil then fail(%d, 'a pair {key, value} has a nil key or value') end",
             k, v, i), i)
-        line("end")
-        line(format("if %s <= n%d then", j, i))
-        local flat = emit_ops(g, i + 1, {k = k, v = v}, "p", seg, depth + 1)
-        line("end")
-        return flat
+        next_cur, next_shape = {k = k, v = v}, "p"
+    else
+        local x = kind == "flatMap" and "x" .. i or "v" .. i
+        line(iseg, format("local %s = %s(st%d, %s)", x, it, i, c), i)
+        line(iseg, format("if %s == nil then %s = done", x, it))
+        line(iseg, "else")
+        line(iseg, format("    %s = %s", c, x))
+        line(aseg, format("%s = %s + 1", j, j))
+        line(aseg, format("local %s = %s[%s]", x, arr, j))
+        if kind == "flatMap" then
+            next_cur, next_shape = {x = x}, "v"
+        else
+            next_cur, next_shape = {k = "fk" .. i, v = x}, "p"
+        end
     end
-    local x = kind == "flatMap" and "x" .. i or "v" .. i
-    line(format("local %s", x))
-    line(format("if %s ~= nil then", it))
-    line(format("    %s = %s(st%d, %s)", x, it, i, c), i)
-    line(format("    if %s == nil then n%d = 0 end", x, i))
-    line(format("    %s = %s", c, x))
-    line("else")
-    line(format("    %s = %s[%s]", x, arr, j))
-    line("end")
-    line(format("if %s <= n%d then", j, i))
-    local cur = kind == "flatMap" and {x = x} or {k = "fk" .. i, v = x}
-    local flat = emit_ops(g, i + 1, cur, kind == "flatMap" and "v" or "p", seg, depth + 1)
-    line("end")
+    local flat = emit_ops(g, i + 1, next_cur, next_shape, iseg, depth + 1)
+    line(iseg, "end")
+    emit_ops(g, i + 1, next_cur, next_shape, aseg, depth)
     return flat
 end
 
@@ -199,22 +200,25 @@ local function emit_loop(g, first, out, lines)
     end
     local levels = {}
     while flat do
-        local seg = {}
-        levels[#levels + 1] = {i = flat, seg = seg}
-        flat = emit_element(g, flat, seg, 0)
+        local iseg, aseg = {}, {}
+        levels[#levels + 1] = {i = flat, iseg = iseg, aseg = aseg}
+        flat = emit_element(g, flat, iseg, aseg, 0)
     end
-    out[#out + 1] = "        local i = lo - 1"
+    out[#out + 1] = "        local i, done = lo - 1, fail"
     for _, level in ipairs(levels) do
         local q = level.i
-        out[#out + 1] = format("        local arr%d, it%d, st%d, c%d, j%d, n%d%s = nil, nil, nil, nil, 0, 0", q, q, q, q, q, q,
-            g.ops[q].kind == "flatMapValues" and ", fk" .. q or "")
+        out[#out + 1] = format("        local arr%d, it%d, st%d, c%d, j%d, n%d%s = nil, done, nil, nil, 0, 0",
+            q, q, q, q, q, q, g.ops[q].kind == "flatMapValues" and ", fk" .. q or "")
     end
     out[#out + 1] = "        while true do"
     for d = #levels, 1, -1 do
         local q = levels[d].i
-        out[#out + 1] = format("            %s j%d < n%d then", d == #levels and "if" or "elseif", q, q)
-        for _, l in ipairs(levels[d].seg) do l[1] = "                " .. l[1] end
-        append(out, lines, levels[d].seg)
+        out[#out + 1] = format("            %s it%d ~= done then", d == #levels and "if" or "elseif", q)
+        for _, l in ipairs(levels[d].iseg) do l[1] = "                " .. l[1] end
+        append(out, lines, levels[d].iseg)
+        out[#out + 1] = format("            elseif j%d < n%d then", q, q)
+        for _, l in ipairs(levels[d].aseg) do l[1] = "                " .. l[1] end
+        append(out, lines, levels[d].aseg)
     end
     out[#out + 1] = "            elseif i < hi then"
     out[#out + 1] = "                i = i + 1"

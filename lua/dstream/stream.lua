@@ -153,7 +153,7 @@ local function compute_stage(s, st, t)
         return RDD.new(m, a, b, ends, t, s:_rdd_id(t))
     end
     -- The reducer's hash tables live as long as the stage record (see shuffle.reducer).
-    st.scratch = st.scratch or {by_key = {}, prim = {}}
+    st.scratch = st.scratch or {by_key = {}}
     local by_key, add, finish = shuffle.reducer("reduceByKey", s.f, st.scratch)
     run(src.n, src.a, src.b, src.ends, by_key, add)
     local m, ks, vs, ends = finish(s.num_partitions)
