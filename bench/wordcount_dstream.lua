@@ -50,7 +50,7 @@ TOKENIZERS. The array forms return, per line, the array of its words:
 The iterator forms (API.md: flatMap's function may return an iterator)
 build no table per line:
   gmatch_iter  return line:gmatch("%S+")
-  bytes_iter   the bytes scan as a closure returning the next word
+  bytes_iter   the bytes scan as an iterator over one reused cursor
 ]]
 
 local BENCH_DIR = arg[0]:match("^(.-)[^/]*$")
@@ -152,25 +152,38 @@ local function iter_gmatch(line)
     return line:gmatch("%S+")
 end
 
--- The bytes scan as an iterator: a closure per line, returning the next word.
-local function iter_bytes(line)
-    local i, len = 1, #line
-    return function()
-        while i <= len do
-            local c = byte(line, i)
-            if c == 32 or (c <= 13 and c >= 9) then
+-- The bytes scan as an iterator in the generic-for protocol: next_word(cur)
+-- returns the next word of cur.line from cur.pos on. One cursor serves
+-- every line (flatMap walks a line's iterator to its end before calling
+-- its function again), so nothing is allocated per line: a closure per
+-- line would cost an allocation and, in LuaJIT 2.1, a trace abort (closure
+-- creation is not compiled).
+local cursor = {line = "", pos = 1}
+
+local function next_word(cur)
+    local line, i = cur.line, cur.pos
+    local len = #line
+    while i <= len do
+        local c = byte(line, i)
+        if c == 32 or (c <= 13 and c >= 9) then
+            i = i + 1
+        else
+            local start = i
+            repeat
                 i = i + 1
-            else
-                local start = i
-                repeat
-                    i = i + 1
-                    c = byte(line, i)
-                until i > len or c == 32 or (c <= 13 and c >= 9)
-                return sub(line, start, i - 1)
-            end
+                c = byte(line, i)
+            until i > len or c == 32 or (c <= 13 and c >= 9)
+            cur.pos = i
+            return sub(line, start, i - 1)
         end
-        return nil
     end
+    cur.pos = i
+    return nil
+end
+
+local function iter_bytes(line)
+    cursor.line, cursor.pos = line, 1
+    return next_word, cursor
 end
 
 local SPLIT = {gmatch = split_gmatch, bytes = split_bytes, gmatch_iter = iter_gmatch, bytes_iter = iter_bytes}
