@@ -56,10 +56,11 @@ local by_chunk = setmetatable({}, {__mode = "v"})
 -- Emits the ops of one segment of the chain, from op index i on, with the
 -- current record in locals named by `cur` ({x = name} or {k = name, v = name}).
 -- g is the chunk being generated ({ops, tail}); seg receives {text, op index
--- or nil} per line. A flat op ends the segment: it stores the array its
--- function returned in arr<i> (j<i>, n<i> walk it) and the segment after it
--- runs once per element. Returns that op's index, or nil when the segment
--- ends by storing the record (or, with a tail, by combining it).
+-- or nil} per line. A flat op ends the segment: it stores what its function
+-- returned, an iterator in it<i> or an array in arr<i> (j<i>, n<i> walk
+-- it), and the segment after it runs once per element. Returns that op's
+-- index, or nil when the segment ends by storing the record (or, with a
+-- tail, by combining it).
 local function emit_ops(g, i, cur, shape, seg, depth)
     local ops = g.ops
     local function line(s, op)
@@ -239,9 +240,12 @@ end
 --- times per record, and LuaJIT aborts every trace that starts in such a
 --- short inner loop ("leaving loop in root trace"). So a chain with flat ops
 --- is one `while` loop over a cursor per level: each turn takes the next
---- element of the deepest array not yet walked, else the next input record,
---- and runs the segment of ops that follows it. The JIT sees one loop whose
---- branches become side traces.
+--- value of the deepest iterator or array not yet walked, else the next
+--- input record, and runs the segment of ops that follows it. The JIT sees
+--- one loop whose branches become side traces; an iterator level is a
+--- branch of its own, so `string.gmatch`'s iterator (a C function) is
+--- called from the loop itself and LuaJIT stitches a trace around the call,
+--- as it does in a plain `for w in line:gmatch(...)` loop.
 function stage.generate(ops, in_shape, tail, label)
     local all_ops, kinds, shape = {}, {}, in_shape
     for i, op in ipairs(ops) do
