@@ -272,3 +272,50 @@ describe("flatMap(dstream.words):countByValueAndWindow(len, slide)", function()
         end)
     end
 end)
+
+describe("flatMap(dstream.words):countByValueAndWindow after a crash", function()
+    local driver = require "dstream.driver"
+    local files = require "helpers.files"
+
+    -- Batches of words over 14 batch times, with 4 s windows sliding by 2 s,
+    -- crashed (engine closed, no stop) after batch `at` and recovered with
+    -- getOrCreate; nil: never crashed. Returns every batch collected, sorted.
+    local function run(input, f, at)
+        local dir = files.tmpdir()
+        local queue = copy_queue(input)
+        local outs = {}
+        local function create()
+            local ssc = dstream.StreamingContext{batchInterval = 1, clock = "manual", checkpoint = dir}
+            outs[#outs + 1] = ssc:queueStream(queue):flatMap(f):countByValueAndWindow(4, 2):collectBatches()
+            return ssc
+        end
+        local ssc = dstream.StreamingContext.getOrCreate(dir, create)
+        ssc:start()
+        if at then
+            ssc:advance(at)
+            ssc._ckpt:close()
+            driver.close_engine(ssc)
+            ssc.state = "stopped"
+            ssc = dstream.StreamingContext.getOrCreate(dir, create)
+            ssc:start()
+            ssc:advance(#input - at)
+        else
+            ssc:advance(#input)
+        end
+        ssc:stop()
+        local all = {}
+        for _, out in ipairs(outs) do
+            for _, b in ipairs(out) do all[#all + 1] = b end
+        end
+        return batches.sorted_all(all)
+    end
+
+    it("gives what the Lua path gives without a crash, whichever batch it crashed after", function()
+        local input = text_batches(14, 6, 9)
+        local expected = run(input, lua_words)
+        assert.same(expected, run(input, dstream.words))
+        for at = 1, #input - 1 do
+            assert.same(expected, run(input, dstream.words, at), "crashed after batch " .. at)
+        end
+    end)
+end)
