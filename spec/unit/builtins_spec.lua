@@ -246,6 +246,9 @@ describe("flatMap(dstream.words):countByValue()", function()
             if words >= expected then ssc:stop() end
         end)
         assert.is_true(planner.reads_blocks(src))
+        assert.matches("countByValue: runs in C (split and count, no Lua call per record; its batch is the words "
+            .. "counted), reading #0 socketTextStream(127.0.0.1:" .. server.port .. ") (its lines stay in C blocks)",
+            require("dstream.explain").text(ssc), 1, true)
         ssc:start()
         assert.is_true(ssc:awaitTerminationOrTimeout(20), "the words did not all arrive")
         ssc:stop()
