@@ -31,8 +31,12 @@ local function sources(lines, stages)
     if #stages == 0 then lines[#lines + 1] = "  (none: no narrow operations)" end
     for _, st in ipairs(stages) do
         lines[#lines + 1] = "  stage: " .. planner.show(st)
-        for _, in_shape in ipairs(planner.shapes(st)) do
-            lines[#lines + 1] = stage.show(planner.source(st, in_shape), "    ")
+        if st.builtin then
+            lines[#lines + 1] = "    (runs in C: no generated Lua)"
+        else
+            for _, in_shape in ipairs(planner.shapes(st)) do
+                lines[#lines + 1] = stage.show(planner.source(st, in_shape), "    ")
+            end
         end
     end
 end
@@ -48,6 +52,7 @@ function explain.text(ctx, opts)
             if s.input then extra[#extra + 1] = "input" end
             if s.cached then extra[#extra + 1] = "cached" end
             if host[s] then extra[#extra + 1] = "fused into the stage of #" .. host[s].id end
+            if planner.counts_words(s) then extra[#extra + 1] = "runs in C: words counted" end
             if s.window_ms then extra[#extra + 1] = "window " .. util.show_ms(s.window_ms) end
             if s.remember_ms then extra[#extra + 1] = "remembers " .. util.show_ms(s.remember_ms) end
             lines[#lines + 1] = sformat("  #%d %s%s%s  %s, every %s%s", s.id, s.desc or s.kind,

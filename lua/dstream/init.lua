@@ -8,6 +8,7 @@ local DStream = require "dstream.stream"
 require "dstream.window" -- adds the window operations to DStream
 local state = require "dstream.state" -- adds mapWithState, updateStateByKey, stateSnapshots
 local reducers = require "dstream.reducers"
+local builtins = require "dstream.builtins"
 local RDD = require "dstream.rdd"
 local sinks = require "dstream.sinks"
 local util = require "dstream.util"
@@ -51,6 +52,11 @@ dstream.min = reducers.min
 dstream.max = reducers.max
 dstream.count = reducers.count
 dstream.subtract = reducers.subtract
+
+--- dstream.words(line): the words of line as line:gmatch("%S+") gives them,
+--- as an array; flatMap(dstream.words) before countByValue or
+--- countByValueAndWindow runs in C.
+dstream.words = builtins.words
 
 dstream.DStream = DStream
 dstream.RDD = RDD

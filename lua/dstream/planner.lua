@@ -23,11 +23,20 @@
 ---             made once, by explain or by the first batch of that shape
 ---   runs      [input shape] = the loaded function, the user's closures bound
 ---
+--- BUILT-INS IN C: a stage that is exactly `flatMap(dstream.words)` (the
+--- function itself, by identity), read by nothing but one countByValue or
+--- countByValueAndWindow, runs as a C loop (builtins.word_counter): its
+--- batch is the words counted, pairs (word, count), which those operators
+--- take as they are. Over an input whose only reader it is, the batch may
+--- stay in C blocks until then (planner.reads_blocks). The record says so
+--- in its field `builtin` ("words").
+---
 --- WHY RECORDS ARE CHECKED, NOT TRUSTED: until start() the graph can grow
 --- (explain, then more consumers or cache(), in the REPL), which changes the
 --- chains. planner.stage re-walks the chain (a few field reads per batch,
 --- nothing allocated) and keeps the record while the chain is the same.
 local stage = require "dstream.stage"
+local builtins = require "dstream.builtins"
 
 local planner = {}
 
@@ -39,6 +48,25 @@ function planner.fused_into(p, c)
     return p.narrow and p.consumers == 1 and not p.cached and (c.narrow or c.kind == "reduceByKey") or false
 end
 local fused_into = planner.fused_into
+
+-- The operators that take flatMap(dstream.words)'s batch as words counted.
+local COUNTERS = {countByValue = true, countByValueAndWindow = true}
+
+--- Whether s is a flatMap(dstream.words) whose stage runs in C: the whole
+--- stage (nothing fused into it), read by one counting operator only. Its
+--- batches are then pairs (word, count).
+function planner.counts_words(s)
+    if s.kind ~= "flatMap" or not builtins.is_words(s.f) or s.consumers ~= 1 or s.cached then return false end
+    if not COUNTERS[s.consumer.kind] then return false end
+    return not fused_into(s.parents[1], s)
+end
+local counts_words = planner.counts_words
+
+--- Whether the batches of s (an input) may stay in C blocks: the one
+--- stream reading them counts their words in C.
+function planner.reads_blocks(s)
+    return s.consumers == 1 and not s.cached and counts_words(s.consumer)
+end
 
 -- The stream a stage ending at s runs its narrow chain up to, and its tail
 -- (the reduceByKey), or nil when no stage ends at s.
@@ -69,7 +97,8 @@ function planner.stage(s)
     local last, tail = chain_end(s)
     if not last then return nil end
     local st = s._stage
-    if st and current(st, last) then return st end
+    local builtin = counts_words(s) and "words" or nil
+    if st and st.builtin == builtin and current(st, last) then return st end
     local ops, p = {}, last
     while true do
         table.insert(ops, 1, op_of(p))
@@ -77,7 +106,8 @@ function planner.stage(s)
         if not fused_into(up, p) then break end
         p = up
     end
-    st = {stream = s, ops = ops, tail = tail and op_of(tail), input = p.parents[1], sources = {}, runs = {}}
+    st = {stream = s, ops = ops, tail = tail and op_of(tail), input = p.parents[1], sources = {}, runs = {},
+        builtin = builtin}
     s._stage = st
     return st
 end
@@ -94,8 +124,9 @@ end
 
 --- The source record of st for input records of shape ("v" or "p"), made
 --- once; nil and the stream that cannot take them when the chain does not
---- apply to that shape.
+--- apply to that shape. A stage running in C has none.
 function planner.source(st, shape)
+    if st.builtin then return nil end
     local src = st.sources[shape]
     if src then return src end
     local bad = misfit(st, shape)
@@ -111,6 +142,11 @@ end
 function planner.run(st, shape)
     local run = st.runs[shape]
     if run then return run end
+    if st.builtin then
+        run = builtins.word_counter()
+        st.runs[shape] = run
+        return run
+    end
     local src, bad = planner.source(st, shape)
     if not src then
         error(setmetatable({stage_op = {stream = bad}, cause = sformat(
@@ -160,10 +196,17 @@ end
 --- The printer of a stage record: "#1 flatMap -> #2 mapToPair -> #3
 --- reduceByKey (map-side combine), reading #0 queueStream".
 function planner.show(st)
+    local input = st.input
+    if st.builtin then
+        local s = st.stream
+        return sformat("#%d flatMap(dstream.words) -> #%d %s: runs in C (split and count, no Lua call per "
+            .. "record; its batch is the words counted), reading #%d %s%s", s.id, s.consumer.id, s.consumer.kind,
+            input.id, input.desc or input.kind,
+            input.blocks and not input.ctx.wal_wanted and " (its lines stay in C blocks)" or "")
+    end
     local chain = {}
     for i, op in ipairs(st.ops) do chain[i] = "#" .. op.stream.id .. " " .. op.kind end
     if st.tail then chain[#chain + 1] = "#" .. st.tail.stream.id .. " reduceByKey (map-side combine)" end
-    local input = st.input
     return sformat("%s, reading #%d %s", concat(chain, " -> "), input.id, input.desc or input.kind)
 end
 

@@ -13,6 +13,7 @@ local RDD = require "dstream.rdd"
 local DStream = require "dstream.stream"
 local rate = require "dstream.rate"
 local format = require "dstream.format"
+local planner = require "dstream.planner"
 
 local sources = {}
 
@@ -272,7 +273,7 @@ function sources.socketTextStream(ctx, host, port, opts)
     local sock, limited, closed
     local taken = 0
     local w = wal_input(nil, desc)
-    local s = input(ctx, wal_fields({kind = "socketTextStream", desc = desc, pairs = false, receiver = true,
+    local s = input(ctx, wal_fields({kind = "socketTextStream", desc = desc, pairs = false, receiver = true, blocks = true,
         start = function()
             local err
             if ctx.wal then w:open(ctx.wal) end
@@ -292,14 +293,22 @@ function sources.socketTextStream(ctx, host, port, opts)
         end,
         take = function(s, t)
             if not sock then return RDD.empty(t, s:_rdd_id(t)) end
-            local function take_new()
-                local arr, n, ends, _, last = sock:take()
+            local function take_new(blocks)
+                local arr, n, ends, _, last
+                if blocks then arr, n, ends, _, last = sock:take_blocks() else arr, n, ends, _, last = sock:take() end
                 taken = taken + n
                 limited:took(t, n)
                 return arr, n, ends, last
             end
             local arr, n, ends
-            if w.wal then arr, n, ends = w:take(t, take_new) else arr, n, ends = take_new() end
+            if w.wal then
+                arr, n, ends = w:take(t, take_new)
+            else
+                -- Built-ins hook (planner.reads_blocks): when the only reader
+                -- counts words in C, the batch stays in C blocks - arr is the
+                -- chain, a userdata only that C loop reads.
+                arr, n, ends = take_new(planner.reads_blocks(s))
+            end
             return RDD.new(n, arr, nil, ends, t, s:_rdd_id(t))
         end,
         drain_errors = function(report)

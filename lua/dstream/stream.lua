@@ -269,6 +269,8 @@ end
 function DStream:countByValue(numPartitions)
     check_partitions("countByValue", numPartitions, 2)
     return per_batch(self, "countByValue", true, function(s, r, t)
+        -- flatMap(dstream.words) right before counted its words in C (planner.counts_words).
+        if planner.counts_words(s.parents[1]) then return RDD.new(r.n, r.a, r.b, {r.n}, t, s:_rdd_id(t)) end
         local m, ks, vs, ends
         if r.pairs then
             m, ks, vs, ends = shuffle.count_by_value_pairs("countByValue", r.n, r.a, r.b, r.ends)

@@ -73,6 +73,7 @@
 local core = require "dstream.core"
 local keystore = require "dstream.store"
 local DStream = require "dstream.stream"
+local planner = require "dstream.planner"
 local RDD = require "dstream.rdd"
 local shuffle = require "dstream.shuffle"
 local key = require "dstream.key"
@@ -207,6 +208,8 @@ local function reduced_by_key(w, r)
 end
 
 local function counted_by_value(w, r)
+    -- flatMap(dstream.words) right before counted its words in C (planner.counts_words).
+    if w.source and planner.counts_words(w.source) then return r.n, r.a, r.b end
     if r.pairs then
         local m, ks, vs = shuffle.count_by_value_pairs(w.op, r.n, r.a, r.b, r.ends)
         return m, ks, vs
@@ -675,7 +678,7 @@ function DStream:countByValueAndWindow(len, slide)
     local len_ms, slide_ms = durations(self, "countByValueAndWindow", len, slide, 2)
     local s = with_length(DStream.new(self.ctx, node(self, "countByValueAndWindow", true, len_ms, slide_ms,
         {mode = "keyed", partial = counted_by_value, f = add, invF = sub, filterF = nonzero,
-            builtin = "count", cop = FOLD_OPS.sum})))
+            builtin = "count", cop = FOLD_OPS.sum, source = self})))
     s._win.store = keystore.new("countByValueAndWindow", RUNNING)
     return s
 end

@@ -45,6 +45,10 @@ ds_block_t **lds_chain_new(lua_State *L) {
   return &box->chain;
 }
 
+ds_block_t **lds_check_chain(lua_State *L, int idx) {
+  return &((lds_chain_t *)luaL_checkudata(L, idx, CHAIN_MT))->chain;
+}
+
 size_t lds_append_blocks(lua_State *L, int box_idx, int t, size_t n) {
   lds_chain_t *box = luaL_checkudata(L, box_idx, CHAIN_MT);
   t = t < 0 ? lua_gettop(L) + t + 1 : t;
@@ -91,5 +95,6 @@ int luaopen_dstream_core(lua_State *L) {
   lds_open_checkpoint(L);
   lds_open_wal(L);
   lds_open_http(L);
+  lds_open_words(L);
   return 1;
 }

@@ -29,6 +29,10 @@ size_t lds_append_blocks(lua_State *L, int box_idx, int t, size_t n);
  * freeing the blocks; returns the number of records. */
 size_t lds_push_blocks(lua_State *L);
 
+/* The chain in the box at idx (raises if it is not a box): whatever the
+ * caller takes out of *box it owns; the rest stays the box's. */
+ds_block_t **lds_check_chain(lua_State *L, int idx);
+
 /* The libuv loop of an engine userdata at idx (raises if it is not one). */
 uv_loop_t *lds_check_loop(lua_State *L, int idx);
 
@@ -41,6 +45,7 @@ void lds_open_fs(lua_State *L);
 void lds_open_window(lua_State *L);
 void lds_open_checkpoint(lua_State *L);
 void lds_open_http(lua_State *L);
+void lds_open_words(lua_State *L);
 void lds_open_wal(lua_State *L); /* after lds_open_codec: replay uses core.decode */
 struct ds_wal_s *lds_check_wal(lua_State *L, int idx); /* a "dstream.wal" userdata's WAL */
 

@@ -190,6 +190,40 @@ static int socket_take(lua_State *L) {
   return 5;
 }
 
+/* socket:take_blocks() -> chain, n, ends, first_seq, last_seq: take()'s
+ * batch with its records left in C blocks (a box, see lds.h), for a reader
+ * that needs no Lua string per record (the word counter, lua/src/words.c). */
+static int socket_take_blocks(lua_State *L) {
+  lds_socket_t *u = lds_check_socket(L, 1);
+  ds_block_t **box = lds_chain_new(L); /* Lua owns the chain from here */
+  size_t end = 0;
+  uint64_t first, last;
+  int nblocks = 0;
+  *box = ds_socket_take_seqs(u->s, &first, &last);
+  lua_newtable(L);
+  for (const ds_block_t *b = *box; b != NULL; b = b->next) {
+    if (b->count == 0)
+      continue;
+    end += b->count;
+    lua_pushnumber(L, (lua_Number)end);
+    lua_rawseti(L, -2, ++nblocks);
+  }
+  if (nblocks == 0) {
+    lua_pushnumber(L, 0);
+    lua_rawseti(L, -2, 1);
+  }
+  lua_pushnumber(L, (lua_Number)end);
+  lua_insert(L, -2); /* box, n, ends */
+  if (first == 0) {
+    lua_pushnil(L);
+    lua_pushnil(L);
+  } else {
+    lua_pushnumber(L, (lua_Number)first);
+    lua_pushnumber(L, (lua_Number)last);
+  }
+  return 5;
+}
+
 /* socket:errors() -> array of {time = ms, code = "ENAME", message = "..."}, drained */
 static int socket_errors(lua_State *L) {
   lds_socket_t *u = lds_check_socket(L, 1);
@@ -310,6 +344,7 @@ static int socket_tostring(lua_State *L) {
 static const luaL_Reg socket_methods[] = {
   {"start", socket_start},
   {"take", socket_take},
+  {"take_blocks", socket_take_blocks},
   {"errors", socket_errors},
   {"stats", socket_stats},
   {"drain", socket_drain},
