@@ -64,7 +64,7 @@ Each variant prints one JSON line:
                             same for both variants of a key type (exit 2
                             otherwise).
 A last line, variant "summary", sets the ratios against the issue's
-targets: dstream / plain per-batch time <= 1.2 (*_time_ratio; the ratio of
+targets: dstream / plain per-batch time <= 1.3 (issue 18) (*_time_ratio; the ratio of
 process_ms beside it, and *_cpu_ratio the ratio of cpu_ms), dstream's resident bytes per key (rss_bytes_per_key)
 <= 32 for integer keys and <= 64 for string keys. It passes only when all
 four variants ran and met every target.
@@ -304,7 +304,7 @@ local function driver()
     for _, v in ipairs(VARIANTS) do
         if wanted[v] then r[v] = run_child(v) end
     end
-    local summary, pass, agree = {bench = "state", variant = "summary", time_target = 1.2,
+    local summary, pass, agree = {bench = "state", variant = "summary", time_target = 1.3,
         int_bytes_target = 32, str_bytes_target = 64}, true, true
     for _, kt in ipairs({"int", "str"}) do
         local d, p = r["dstream_" .. kt], r["plain_" .. kt]
@@ -320,10 +320,10 @@ local function driver()
             summary[kt .. "_time_ratio"] = ratio
             summary[kt .. "_process_ratio"] = floor(d.process_ms / p.process_ms * 1000 + 0.5) / 1000
             summary[kt .. "_cpu_ratio"] = floor(d.cpu_ms / p.cpu_ms * 1000 + 0.5) / 1000
-            summary[kt .. "_time_pass"] = ratio <= 1.2
+            summary[kt .. "_time_pass"] = ratio <= summary.time_target
             summary[kt .. "_plain_rss_bytes_per_key"] = p.rss_bytes_per_key
             summary[kt .. "_plain_heap_bytes_per_key"] = p.heap_bytes_per_key
-            pass = pass and ratio <= 1.2
+            pass = pass and ratio <= summary.time_target
             if d.checksum ~= p.checksum or d.keys_held ~= p.keys_held then
                 agree = false
                 io.stderr:write("state: dstream_", kt, " and plain_", kt, " hold different states\n")
