@@ -33,10 +33,11 @@
  * bytes per slot, 4 more with a timeout, 5-7.5 for the index, 4.2-5.3 for
  * the timeout queue and its live bits, plus blobs. A lookup of a key kept
  * in a blob costs three dependent cache misses (index word, entry, blob)
- * where a Lua table pays two: in random
- * order over millions of such keys it is the slower of the two. Hashing
- * uses a fixed seed, so iteration order is reproducible and keys chosen to
- * collide can slow a store down (not corrupt it).
+ * where a Lua table pays two: in random order over millions of such keys
+ * it is the slower of the two, unless the batch lookups
+ * (ds_state_find_nums, ds_state_find_strs) overlap the misses of a batch's
+ * keys. Hashing uses a fixed seed, so iteration order is reproducible and
+ * keys chosen to collide can slow a store down (not corrupt it).
  */
 #include <string.h>
 
