@@ -1543,10 +1543,12 @@ static void test_find_nums(void) {
   keys[10] = NAN;
   keys[11] = -0.0;
   for (uint32_t n = 1; n <= 1000; n = n * 3 + 1) {
-    ds_state_find_nums(s, keys, n, slots, n % 2 ? cells : NULL);
+    uint32_t found =
+        ds_state_find_nums(s, keys, n, slots, n % 2 ? cells : NULL);
     for (i = 0; i < n; i++) {
       int slot = ds_state_get_num(s, keys[i], &it);
       CHECK_EQ_INT(slots[i], slot);
+      found -= slot >= 0;
       if (n % 2 == 0)
         continue;
       if (slot < 0) {
@@ -1557,6 +1559,7 @@ static void test_find_nums(void) {
         CHECK(cells[i]->half[1] >= 0xfff00000u);
       }
     }
+    CHECK_EQ_INT(found, 0); /* it said how many it found */
   }
   CHECK_EQ_INT(slots[10], -1);
   CHECK(slots[11] >= 0); /* -0 is the key 0 */
@@ -1593,13 +1596,16 @@ static void test_find_strs(void) {
   for (i = 0; i < 1000; i += 2)
     CHECK(ds_state_put_bytes_num(s, DS_STATE_STR, keys[i], lens[i], i, 0) >= 0);
   for (uint32_t n = 1; n <= 1000; n = n * 3 + 1) {
-    ds_state_find_strs(s, keys, lens, n, slots, n % 2 ? cells : NULL);
+    uint32_t found =
+        ds_state_find_strs(s, keys, lens, n, slots, n % 2 ? cells : NULL);
     for (i = 0; i < n; i++) {
       int slot = ds_state_get_bytes(s, DS_STATE_STR, keys[i], lens[i], &it);
       CHECK_EQ_INT(slots[i], slot);
+      found -= slot >= 0;
       if (n % 2 == 1)
         CHECK(slot < 0 ? cells[i] == NULL : cells[i]->num == it.num);
     }
+    CHECK_EQ_INT(found, 0);
   }
   ds_state_free(s);
 }
