@@ -33,10 +33,11 @@
  * bytes per slot, 4 more with a timeout, 5-7.5 for the index, 4.2-5.3 for
  * the timeout queue and its live bits, plus blobs. A lookup of a key kept
  * in a blob costs three dependent cache misses (index word, entry, blob)
- * where a Lua table pays two: in random
- * order over millions of such keys it is the slower of the two. Hashing
- * uses a fixed seed, so iteration order is reproducible and keys chosen to
- * collide can slow a store down (not corrupt it).
+ * where a Lua table pays two: in random order over millions of such keys
+ * it is the slower of the two, unless the batch lookups
+ * (ds_state_find_nums, ds_state_find_strs) overlap the misses of a batch's
+ * keys. Hashing uses a fixed seed, so iteration order is reproducible and
+ * keys chosen to collide can slow a store down (not corrupt it).
  */
 #include <string.h>
 
@@ -142,29 +143,90 @@ int ds_state_get_num(const ds_state_t *s, double key, ds_state_item_t *value) {
   return get(s, &k, value);
 }
 
-/* Look up n number keys at once. One lookup is two dependent cache misses
- * (the index word at the key's home, then its entry); looking ahead, the
- * index words of keys FIND_AHEAD further on and the entries of keys
- * FIND_AHEAD / 2 further on are asked of the cache while the current key is
- * looked up, so the misses of a batch overlap instead of adding up. */
+/* Look up n keys at once. One lookup is two dependent cache misses (the
+ * index word at the key's home, then its entry), three for a key kept in a
+ * blob (then its bytes); looking ahead, the index words of keys FIND_AHEAD
+ * further on, the entries of keys FIND_AHEAD / 2 further on and the blobs
+ * of keys FIND_AHEAD / 4 further on are asked of the cache while the
+ * current key is looked up, so the misses of a batch overlap instead of
+ * adding up. The entry prefetched is the one of the first word at the
+ * key's home: the key's own, but in a cluster. Hashes are kept in a ring
+ * from the first stage on, so each key is hashed once. */
 #define FIND_AHEAD 16
+#define FIND_RING 32 /* a power of two above FIND_AHEAD */
 
-void ds_state_find_nums(const ds_state_t *s, const double *keys, uint32_t n,
-                        int32_t *slots) {
+/* The entry of the word at hash's home, or NULL for an empty word. */
+static inline entry_t *home_entry(const ds_state_t *s, uint64_t hash) {
+  uint32_t w = s->index[idx_home(hash, s->cap)];
+  return w != 0 ? entry_at(s, (w & IDX_MASK) - 1) : NULL;
+}
+
+/* Slot i of a batch's answer; 1 if present. */
+static inline uint32_t find_out(const ds_state_t *s, int slot, uint32_t i,
+                                int32_t *slots, ds_state_cell_t **cells) {
+  slots[i] = slot;
+  if (cells != NULL)
+    cells[i] = slot >= 0 ? (ds_state_cell_t *)&entry_at(s, (uint32_t)slot)->val
+                       : NULL;
+  return slot >= 0;
+}
+
+uint32_t ds_state_find_nums(const ds_state_t *s, const double *keys,
+                            uint32_t n, int32_t *slots, ds_state_cell_t **cells) {
   probe_t k;
-  uint32_t i;
+  uint32_t i, found = 0;
   for (i = 0; i < n; i++) {
     if (s->cap > 0 && i + FIND_AHEAD < n &&
         probe_num(&k, keys[i + FIND_AHEAD]) == 0)
       __builtin_prefetch(&s->index[idx_home(k.hash, s->cap)]);
     if (s->cap > 0 && i + FIND_AHEAD / 2 < n &&
         probe_num(&k, keys[i + FIND_AHEAD / 2]) == 0) {
-      uint32_t w = s->index[idx_home(k.hash, s->cap)];
-      if (w != 0)
-        __builtin_prefetch(entry_at(s, (w & IDX_MASK) - 1));
+      entry_t *e = home_entry(s, k.hash);
+      if (e != NULL)
+        __builtin_prefetch(e);
     }
-    slots[i] = probe_num(&k, keys[i]) == 0 ? index_find(s, &k, NULL) : -1;
+    found += find_out(s, probe_num(&k, keys[i]) == 0 ? index_find(s, &k, NULL)
+                                                      : -1,
+                      i, slots, cells);
   }
+  return found;
+}
+
+uint32_t ds_state_find_strs(const ds_state_t *s, const char *const *keys,
+                            const uint32_t *lens, uint32_t n, int32_t *slots,
+                            ds_state_cell_t **cells) {
+  uint64_t ring[FIND_RING];
+  probe_t k;
+  uint32_t i, j, found = 0;
+  if (s->cap == 0) {
+    for (i = 0; i < n; i++)
+      find_out(s, -1, i, slots, cells);
+    return 0;
+  }
+  for (j = 0; j < FIND_AHEAD && j < n; j++)
+    ring[j] = hash_bytes(DS_STATE_STR, (const unsigned char *)keys[j], lens[j]);
+  for (i = 0; i < n; i++) {
+    if ((j = i + FIND_AHEAD) < n) {
+      uint64_t h = hash_bytes(DS_STATE_STR, (const unsigned char *)keys[j],
+                              lens[j]);
+      ring[j & (FIND_RING - 1)] = h;
+      __builtin_prefetch(&s->index[idx_home(h, s->cap)]);
+    }
+    if ((j = i + FIND_AHEAD / 2) < n) {
+      entry_t *e = home_entry(s, ring[j & (FIND_RING - 1)]);
+      if (e != NULL)
+        __builtin_prefetch(e);
+    }
+    if ((j = i + FIND_AHEAD / 4) < n) {
+      entry_t *e = home_entry(s, ring[j & (FIND_RING - 1)]);
+      if (e != NULL && !cell_is_num(e->key) &&
+          cell_kind(e->key) == KIND_STR_REF)
+        __builtin_prefetch(blob_at(s, e->key & PAYLOAD_MASK));
+    }
+    probe_fill(&k, DS_STATE_STR, keys[i], lens[i], ring[i & (FIND_RING - 1)]);
+    found += find_out(s, index_find(s, &k, NULL), i, slots, cells);
+  }
+  return found;
 }
 
 int ds_state_get_bytes(const ds_state_t *s, int kind, const char *key,

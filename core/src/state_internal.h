@@ -329,6 +329,23 @@ static inline int probe_num(probe_t *k, double key) {
   return 0;
 }
 
+/* A probe for len bytes of kind (valid) whose hash is known. */
+static inline void probe_fill(probe_t *k, int kind, const char *p,
+                              uint32_t len, uint64_t hash) {
+  k->p = (const unsigned char *)p;
+  k->len = len;
+  k->kind = kind;
+  k->hash = hash;
+  k->direct = len <= INLINE_MAX;
+  if (k->direct) {
+    uint64_t w = 0;
+    if (len > 0)
+      memcpy(&w, p, len);
+    k->cell = cell_make((kind == DS_STATE_STR ? KIND_STR_INLINE
+                                              : KIND_ENC_INLINE) + len, w);
+  }
+}
+
 /* ENC keys must be one codec value that is not a number or a string. */
 static inline int probe_bytes(probe_t *k, int kind, const char *p,
                               uint32_t len) {
@@ -342,18 +359,7 @@ static inline int probe_bytes(probe_t *k, int kind, const char *p,
   } else if (kind != DS_STATE_STR) {
     return DS_EINVAL;
   }
-  k->p = (const unsigned char *)p;
-  k->len = len;
-  k->kind = kind;
-  k->hash = hash_bytes(kind, k->p, len);
-  k->direct = len <= INLINE_MAX;
-  if (k->direct) {
-    uint64_t w = 0;
-    if (len > 0)
-      memcpy(&w, p, len);
-    k->cell = cell_make((kind == DS_STATE_STR ? KIND_STR_INLINE
-                                              : KIND_ENC_INLINE) + len, w);
-  }
+  probe_fill(k, kind, p, len, hash_bytes(kind, (const unsigned char *)p, len));
   return 0;
 }
 

@@ -1522,29 +1522,91 @@ static void test_fold_oom(void) {
 
 /* find_nums gives, for every key of a batch, what get_num gives: present
  * and absent keys, -0, NaN, an empty store, a batch shorter and longer than
- * the look-ahead. */
+ * the look-ahead; and each found key's value cell. */
 static void test_find_nums(void) {
   ds_state_t *s = ds_state_new(0);
   double keys[1000];
+  ds_state_cell_t *cells[1000];
   int32_t slots[1000];
   uint32_t i;
-  ds_state_find_nums(s, keys, 0, slots);
+  ds_state_item_t it;
+  ds_state_find_nums(s, keys, 0, slots, NULL);
   keys[0] = 5;
-  ds_state_find_nums(s, keys, 1, slots); /* empty store */
+  ds_state_find_nums(s, keys, 1, slots, cells); /* empty store */
   CHECK_EQ_INT(slots[0], -1);
+  CHECK(cells[0] == NULL);
   for (i = 0; i < 500; i++)
-    CHECK(ds_state_put_num_num(s, (double)i * 3, 1, 0) >= 0);
+    CHECK(ds_state_put_num_num(s, (double)i * 3, i, 0) >= 0);
+  CHECK(ds_state_put_num_enc(s, 3, "\x01", 1, 0) >= 0); /* true */
   for (i = 0; i < 1000; i++)
     keys[i] = (double)((i * 7919) % 1600);
   keys[10] = NAN;
   keys[11] = -0.0;
   for (uint32_t n = 1; n <= 1000; n = n * 3 + 1) {
-    ds_state_find_nums(s, keys, n, slots);
-    for (i = 0; i < n; i++)
-      CHECK_EQ_INT(slots[i], ds_state_get_num(s, keys[i], NULL));
+    uint32_t found =
+        ds_state_find_nums(s, keys, n, slots, n % 2 ? cells : NULL);
+    for (i = 0; i < n; i++) {
+      int slot = ds_state_get_num(s, keys[i], &it);
+      CHECK_EQ_INT(slots[i], slot);
+      found -= slot >= 0;
+      if (n % 2 == 0)
+        continue;
+      if (slot < 0) {
+        CHECK(cells[i] == NULL);
+      } else if (it.kind == DS_STATE_NUM) {
+        CHECK(cells[i]->half[1] < 0xfff00000u && cells[i]->num == it.num);
+      } else {
+        CHECK(cells[i]->half[1] >= 0xfff00000u);
+      }
+    }
+    CHECK_EQ_INT(found, 0); /* it said how many it found */
   }
   CHECK_EQ_INT(slots[10], -1);
   CHECK(slots[11] >= 0); /* -0 is the key 0 */
+  /* Writing a number into a number's cell is ds_state_set_num's change. */
+  ds_state_find_nums(s, keys, 20, slots, cells);
+  for (i = 0; i < 20; i++) {
+    if (slots[i] >= 0 && cells[i]->half[1] < 0xfff00000u)
+      cells[i]->num = keys[i] + 0.5;
+  }
+  for (i = 0; i < 20; i++) {
+    if (slots[i] >= 0 && keys[i] != 3)
+      CHECK(num_at(s, keys[i]) == keys[i] + 0.5);
+  }
+  ds_state_free(s);
+}
+
+/* find_strs gives, for every STR key of a batch, what get_bytes gives:
+ * inline (0-6 bytes) and blob keys, present and absent, and their cells. */
+static void test_find_strs(void) {
+  ds_state_t *s = ds_state_new(0);
+  char buf[1000][24];
+  const char *keys[1000];
+  uint32_t lens[1000], i;
+  ds_state_cell_t *cells[1000];
+  int32_t slots[1000];
+  ds_state_item_t it;
+  for (i = 0; i < 1000; i++) {
+    lens[i] = (uint32_t)snprintf(buf[i], sizeof buf[i], "%u%.*s", i % 700,
+                                 (int)(i % 13), "-------------");
+    keys[i] = buf[i];
+  }
+  ds_state_find_strs(s, keys, lens, 3, slots, cells); /* empty store */
+  CHECK_EQ_INT(slots[0], -1);
+  for (i = 0; i < 1000; i += 2)
+    CHECK(ds_state_put_bytes_num(s, DS_STATE_STR, keys[i], lens[i], i, 0) >= 0);
+  for (uint32_t n = 1; n <= 1000; n = n * 3 + 1) {
+    uint32_t found =
+        ds_state_find_strs(s, keys, lens, n, slots, n % 2 ? cells : NULL);
+    for (i = 0; i < n; i++) {
+      int slot = ds_state_get_bytes(s, DS_STATE_STR, keys[i], lens[i], &it);
+      CHECK_EQ_INT(slots[i], slot);
+      found -= slot >= 0;
+      if (n % 2 == 1)
+        CHECK(slot < 0 ? cells[i] == NULL : cells[i]->num == it.num);
+    }
+    CHECK_EQ_INT(found, 0);
+  }
   ds_state_free(s);
 }
 
@@ -1569,5 +1631,6 @@ int main(void) {
   test_fold_timeout();
   test_fold_oom();
   test_find_nums();
+  test_find_strs();
   return ds_test_end("test_state");
 }

@@ -45,11 +45,29 @@ size_t ds_state_memory(const ds_state_t *s);
 int ds_state_get_num(const ds_state_t *s, double key, ds_state_item_t *value);
 int ds_state_get_bytes(const ds_state_t *s, int kind, const char *key,
                        uint32_t len, ds_state_item_t *value);
-/* Look up n number keys (a NaN key gives -1): slots[i] gets the slot of
- * keys[i], or -1 if absent. The same as n calls of ds_state_get_num without
- * a value, but the cache misses of the lookups overlap. */
-void ds_state_find_nums(const ds_state_t *s, const double *keys, uint32_t n,
-                        int32_t *slots);
+/* A value cell, as ds_state_find_nums() hands it out: when half[1] (its
+ * high half) is below 0xfff00000 it holds a number (num), NaN included;
+ * else bytes or -inf (ask ds_state_value). Lua must not read num then:
+ * LuaJIT would take such a NaN for a value of another type. */
+typedef union {
+  double num;
+  uint32_t half[2];
+} ds_state_cell_t;
+
+/* Look up n number keys (a NaN key gives -1): how many are present;
+ * slots[i] gets the slot of keys[i], or -1 if absent, and cells[i] (unless
+ * cells is NULL) its value cell, or NULL. The same as n calls of
+ * ds_state_get_num without a value, but the cache misses of the lookups
+ * overlap. A value cell stays where it is while its key lives. A number
+ * other than NaN may be written into one that holds a number in place of
+ * ds_state_set_num when the store has no timeout and does not track its
+ * changes (what set_num does more). */
+uint32_t ds_state_find_nums(const ds_state_t *s, const double *keys,
+                            uint32_t n, int32_t *slots, ds_state_cell_t **cells);
+/* The same for n STR keys of lens[i] bytes at keys[i]. */
+uint32_t ds_state_find_strs(const ds_state_t *s, const char *const *keys,
+                            const uint32_t *lens, uint32_t n, int32_t *slots,
+                            ds_state_cell_t **cells);
 
 /* Insert or update a key with a value (key and value bytes are copied):
  * put_<key>_<value>, a number or bytes key, a number or ENC bytes value.

@@ -33,34 +33,39 @@ local function state_error(op, msg)
     error(sformat("State:%s(): %s", op, msg), 3)
 end
 
+-- THE PROTOCOL, per record: the loop sets _value (nil: no state) and _op
+-- (0); update() sets _op 1, remove() 2; _timing_out is set per batch, and
+-- per call only for timeout calls. A state is never nil, so _value says
+-- whether the key has one: two writes per record, one read after.
+
 --- Whether the key has a state.
 function State:exists()
-    return self._exists
+    return self._value ~= nil
 end
 
 --- The state; an error if there is none.
 function State:get()
-    if not self._exists then state_error("get", "the key has no state (check exists() or use getOption())") end
-    return self._value
+    local v = self._value
+    if v == nil then state_error("get", "the key has no state (check exists() or use getOption())") end
+    return v
 end
 
 --- The state, or nil if there is none.
 function State:getOption()
-    if self._exists then return self._value end
-    return nil
+    return self._value
 end
 
 --- Set the state (not allowed while the key is timing out).
 function State:update(v)
     if self._timing_out then state_error("update", "the key is timing out and will be removed; it cannot be updated") end
     if v == nil then state_error("update", "the new state is nil (use remove() to drop the key)") end
-    self._value, self._exists, self._updated, self._removed = v, true, true, false
+    self._value, self._op = v, 1
 end
 
 --- Remove the state (not allowed while the key is timing out).
 function State:remove()
     if self._timing_out then state_error("remove", "the key is timing out and is removed already") end
-    self._value, self._exists, self._updated, self._removed = nil, false, false, true
+    self._value, self._op = nil, 2
 end
 
 --- Whether this call is the key's timeout call (its value is nil).
@@ -70,12 +75,8 @@ end
 
 function State:__tostring()
     if self._timing_out then return sformat("State(timing out: %s)", tostring(self._value)) end
-    if self._exists then return sformat("State(%s)", tostring(self._value)) end
+    if self._value ~= nil then return sformat("State(%s)", tostring(self._value)) end
     return "State(none)"
-end
-
-local function reset(st, exists, value, timing_out)
-    st._exists, st._value, st._timing_out, st._updated, st._removed = exists, value, timing_out, false, false
 end
 
 -- StateSpec ---------------------------------------------------------------------
@@ -153,7 +154,7 @@ end
 -- The timeout call of key k, whose last state was v, in batch b.
 local function timed_out(k, v, b)
     local st = b.st
-    reset(st, true, v, true)
+    st._value, st._op, st._timing_out = v, 0, true
     local mapped = b.f(k, nil, st, b.t)
     if mapped ~= nil then
         local m = b.m + 1
@@ -161,36 +162,43 @@ local function timed_out(k, v, b)
     end
 end
 
-local function map_with_state(s, r, t)
-    if not r.pairs then fail("mapWithState needs a pair stream, but its input holds single values") end
-    local store = store_of(s, t)
-    local f, st, timeout = s.spec.f, s.state_obj, s.spec.timeout_ms
-    local ks, vs = r.a, r.b
-    local out, m = {}, 0
-    -- Slots never move while their key lives, so the slots found before the
-    -- batch hold until its first removal; a key inserted since (found -1
-    -- here) is looked up again.
-    local slots = store:find_nums(ks, r.n)
-    for i = 1, r.n do
+-- The n records of a batch, with the slots (and cells) store:find gave for
+-- them, or none (nil): f called for each, what it maps appended to out
+-- after m; returns the new m. It uses no upvalue, so that it can be loaded
+-- twice (below).
+local function map_records(store, f, st, ks, vs, n, t, out, m, timeout, slots, cells)
+    local writable = store:cells_writable()
+    for i = 1, n do
         local k = ks[i]
-        local slot, cur, kind, bytes
-        if slots then
-            slot, kind = slots[i - 1], NUM
-            if slot < 0 then
-                slot, cur = store:lookup_num(k)
+        local slot, cur, kind, bytes, cell = -1
+        if slots then slot = slots[i - 1] end
+        if slot >= 0 then
+            cell = cells[i - 1]
+            -- Read as a number only when it holds one (dstream/ffi.h).
+            if cell.half[1] < 0xfff00000 then
+                cur = cell.num
             else
-                cur = store:value(slot)
+                cur, cell = store:value(slot), nil
             end
         else
+            -- Absent before the batch, or any key once a key was removed.
             slot, cur, kind, bytes = store:lookup(k)
         end
-        reset(st, slot >= 0, cur, false)
+        st._value, st._op = cur, 0
         local mapped = f(k, vs[i], st, t)
-        if st._removed then
+        local op = st._op
+        if op == 1 then
+            local v = st._value
+            if cell and writable and type(v) == "number" and v == v then
+                cell.num = v
+            else
+                store:put(k, slot, kind, bytes, v, t)
+            end
+        elseif op == 2 then
+            -- A slot freed may be reused by a key inserted later: no slot
+            -- or cell found before the batch holds any more.
             slots = nil
             if slot >= 0 then store:remove(slot) end
-        elseif st._updated then
-            store:put(k, slot, kind, bytes, st._value, t)
         elseif slot >= 0 and timeout then
             -- Data arrived: the key is not idle. Its stored state stays as it
             -- was, even if f changed the table get() gave it (a copy).
@@ -201,6 +209,28 @@ local function map_with_state(s, r, t)
             out[m] = mapped
         end
     end
+    return m
+end
+
+-- WHY TWO COPIES: LuaJIT compiles the loop for the path its records take
+-- when it becomes hot, and other paths become side traces that go back
+-- through the loop's entry: compiled while keys are mostly new (the first
+-- batches), it ran batches of mostly existing keys 2x slower. Each copy
+-- (its own bytecode, so its own traces) runs the batches of one kind,
+-- chosen by how many keys store:find found.
+local map_new = map_records
+local map_found = load(string.dump(map_records), "=dstream.state(map_records)")
+
+local function map_with_state(s, r, t)
+    if not r.pairs then fail("mapWithState needs a pair stream, but its input holds single values") end
+    local store = store_of(s, t)
+    local f, st, timeout = s.spec.f, s.state_obj, s.spec.timeout_ms
+    local n = r.n
+    local slots, cells, found = store:find(r.a, n)
+    st._timing_out = false
+    local run = (slots and 2 * found >= n) and map_found or map_new
+    local out = {}
+    local m = run(store, f, st, r.a, r.b, n, t, out, 0, timeout, slots, cells)
     if timeout then
         local batch = {f = f, st = st, t = t, out = out, m = m}
         store:expire(t, timed_out, batch)

@@ -82,6 +82,8 @@ function store.new(opname, opts)
     local st = setmetatable({p = ffi.gc(p, C.ds_state_free), item = ffi.new("ds_state_item_t"),
         kitem = ffi.new("ds_state_item_t"), jitem = ffi.new("ds_state_item_t"), opname = opname}, Store)
     if opts.journal then st.jslot, st.jold, st.nj = {}, {}, 0 end
+    -- Cells are written in place only where nothing else must see the change.
+    st.writable = not opts.timeout_ms and not opts.journal
     if opts.keys then
         -- Expiry removes keys in C, behind the two tables' back.
         assert(not opts.timeout_ms, "a store that keeps keys by slot has no timeout")
@@ -138,24 +140,54 @@ function Store:lookup(k)
     return slot, item_value(item), kind, bytes
 end
 
--- Scratch arrays for a batch's number keys and their slots, grown as needed.
-local keys_buf, slots_buf, buf_cap = nil, nil, 0
+-- Scratch arrays for a batch's keys (numbers, or string pointers and
+-- lengths), their slots and value cells, grown as needed.
+local nums_buf, strs_buf, lens_buf, slots_buf, cells_buf, buf_cap = nil, nil, nil, nil, nil, 0
 
---- When every key of ks[1..n] is a number (not NaN): the slot of each (-1
---- if absent) in a scratch array indexed from 0, valid until the next call,
---- found by one C call whose cache misses overlap; else nil.
-function Store:find_nums(ks, n)
-    for i = 1, n do
-        local k = ks[i]
-        if type(k) ~= "number" or k ~= k then return nil end
+local function grow_bufs(n)
+    buf_cap = math.max(n, 2 * buf_cap)
+    nums_buf, strs_buf = ffi.new("double[?]", buf_cap), ffi.new("const char *[?]", buf_cap)
+    lens_buf, slots_buf = ffi.new("uint32_t[?]", buf_cap), ffi.new("int32_t[?]", buf_cap)
+    cells_buf = ffi.new("ds_state_cell_t *[?]", buf_cap)
+end
+
+--- BATCH LOOKUPS: when every key of ks[1..n] is a number (not NaN), or
+--- every key a string: the slot of each (-1 if absent) and its value cell
+--- (a ds_state_cell_t *, NULL if absent), in scratch arrays indexed from 0 valid
+--- until the next call, and how many were found; found by one C call whose
+--- cache misses overlap (dstream/ffi.h: ds_state_find_nums). Else nil.
+--- A cell whose half[1] is below 0xfff00000 holds a number, its num (else
+--- ask value(slot), never read num). When cells_writable(), a number other
+--- than NaN may be written into a cell that holds a number, in place of
+--- put().
+--- Slots and cells hold until the first removal: a key inserted since (found
+--- -1) is looked up again, and a removed key's slot may be reused.
+function Store:find(ks, n)
+    if n > buf_cap then grow_bufs(n) end
+    local k1 = ks[1]
+    if type(k1) == "number" then
+        for i = 1, n do
+            local k = ks[i]
+            if type(k) ~= "number" or k ~= k then return nil end
+            nums_buf[i - 1] = k
+        end
+        return slots_buf, cells_buf, C.ds_state_find_nums(self.p, nums_buf, n, slots_buf, cells_buf)
+    elseif type(k1) == "string" then
+        for i = 1, n do
+            local k = ks[i]
+            if type(k) ~= "string" then return nil end
+            -- The pointers are the strings' own bytes: ks keeps them alive.
+            strs_buf[i - 1], lens_buf[i - 1] = k, #k
+        end
+        return slots_buf, cells_buf, C.ds_state_find_strs(self.p, strs_buf, lens_buf, n, slots_buf, cells_buf)
     end
-    if n > buf_cap then
-        buf_cap = math.max(n, 2 * buf_cap)
-        keys_buf, slots_buf = ffi.new("double[?]", buf_cap), ffi.new("int32_t[?]", buf_cap)
-    end
-    for i = 1, n do keys_buf[i - 1] = ks[i] end
-    C.ds_state_find_nums(self.p, keys_buf, n, slots_buf)
-    return slots_buf
+    return nil
+end
+
+--- Whether cells may be written: a store with no timeout, no journal and no
+--- record of changes (ds_state_set_num does more then).
+function Store:cells_writable()
+    return self.writable
 end
 
 --- The slot of number key k and its value (-1 and nil when absent).
@@ -420,6 +452,7 @@ local errbuf = ffi.new("char[?]", errbuf_len)
 --- Start recording changes for delta checkpoints (idempotent).
 function Store:track()
     check(C.ds_state_track(self.p), self)
+    self.writable = false
 end
 
 --- A checkpoint at batch time t_ms, as a string: a snapshot of every key
