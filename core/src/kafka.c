@@ -685,7 +685,7 @@ int ds_kafka_consumer_assign(ds_kafka_consumer_t *c, ds_kafka_tp_t *tps, size_t 
   rd_kafka_error_t *e = NULL;
   size_t nfresh = 0;
   int err = 0;
-  if (n == 0)
+  if (n == 0 && !c->grouped)
     return 0;
   for (size_t i = 0; i < n; i++) {
     if (tps[i].partition < 0)
@@ -700,7 +700,7 @@ int ds_kafka_consumer_assign(ds_kafka_consumer_t *c, ds_kafka_tp_t *tps, size_t 
     if ((err = resolve(c->rk, &tps[i], timeout_ms, errbuf, errlen)) < 0)
       return err;
   /* Everything that can fail is allocated before librdkafka changes. */
-  fresh = ds_calloc(n, sizeof(*fresh));
+  fresh = ds_calloc(n > 0 ? n : 1, sizeof(*fresh));
   if (fresh == NULL)
     return DS_ENOMEM;
   if (c->capparts < c->nparts + n) {
@@ -730,7 +730,9 @@ int ds_kafka_consumer_assign(ds_kafka_consumer_t *c, ds_kafka_tp_t *tps, size_t 
     nfresh++;
     rd_kafka_topic_partition_list_add(add, tps[i].topic, tps[i].partition)->offset = tps[i].offset;
   }
-  if (add->cnt > 0) {
+  /* With a group even an empty call counts: it is the answer librdkafka
+   * waits for. */
+  if (add->cnt > 0 || c->grouped) {
     if (c->grouped && !cooperative(c)) {
       ds_kafka_tp_t *t = ds_calloc((size_t)add->cnt, sizeof(*t));
       if (t == NULL) {
@@ -788,7 +790,7 @@ int ds_kafka_consumer_unassign(ds_kafka_consumer_t *c, const ds_kafka_tp_t *tps,
   for (size_t i = 0; i < n; i++)
     if (part_find(c, tps[i].topic, tps[i].partition) != NULL)
       rd_kafka_topic_partition_list_add(l, tps[i].topic, tps[i].partition);
-  if (l->cnt > 0) {
+  if (l->cnt > 0 || c->grouped) {
     if (c->grouped && !cooperative(c))
       e = assign_whole(c, NULL, 0, tps, n);
     else
@@ -1002,6 +1004,7 @@ int ds_kafka_consumer_read(ds_kafka_consumer_t *c, const char *topic, int32_t pa
   }
   rd_kafka_consume_stop(rkt, partition);
   rd_kafka_topic_destroy(rkt);
+  rd_kafka_poll(c->reader, 0); /* its errors, into the error queue */
   return err;
 }
 

@@ -40,8 +40,9 @@ local function start_broker(...)
         return line
     end)
     local broker = {
-        -- The signals go to the broker, the child of that `timeout`.
-        signal = function(sig) os.execute("pkill -" .. sig .. " -P " .. pid) end,
+        -- The signals go to the broker, the child of that `timeout` (pkill
+        -- deadlocks at start under the ASan run's LD_PRELOAD).
+        signal = function(sig) os.execute("env -u LD_PRELOAD pkill -" .. sig .. " -P " .. pid) end,
         stop = function()
             os.execute("kill " .. pid .. " 2>/dev/null")
             os.remove(out)

@@ -123,7 +123,8 @@ ds_kafka_error_t *ds_kafka_consumer_errors(ds_kafka_consumer_t *c);
 /* Add the partitions to the assignment, each starting at tps[i].offset
  * (absolute, DS_KAFKA_EARLIEST or DS_KAFKA_LATEST, resolved with a wait of
  * at most timeout_ms and written back); drops what was buffered for them.
- * On error nothing is assigned. */
+ * On error nothing is assigned; with a group the call answers an
+ * "assigned" event, and librdkafka's group waits until one succeeds. */
 int ds_kafka_consumer_assign(ds_kafka_consumer_t *c, ds_kafka_tp_t *tps, size_t n,
                              int timeout_ms, char *errbuf, size_t errlen);
 /* Remove the partitions from the assignment and drop their buffers
