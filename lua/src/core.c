@@ -96,5 +96,6 @@ int luaopen_dstream_core(lua_State *L) {
   lds_open_wal(L);
   lds_open_http(L);
   lds_open_words(L);
+  lds_open_kafka(L);
   return 1;
 }
