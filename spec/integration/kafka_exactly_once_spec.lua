@@ -94,9 +94,10 @@ local VOCAB = {"ant", "bee", "cat", "dog", "eel", "fox", "gnu", "hen", "ibis", "
 
 describe("kafkaStream with checkpoints, killed with kill -9", function()
     local broker, dir, topic, expected, produced, producer, rng
+    local runs = 0
 
     setup(function()
-        broker = K.start_broker()
+        broker = K.start_broker{"eo-1:3", "eo-2:3"}
     end)
 
     teardown(function()
@@ -106,7 +107,8 @@ describe("kafkaStream with checkpoints, killed with kill -9", function()
     before_each(function()
         dir = files.tmpdir()
         files.write(dir .. "/job.lua", JOB)
-        topic = K.topic(broker, "eo", 3)
+        runs = runs + 1
+        topic = K.topic(broker, "eo-" .. runs, 3)
         expected, produced = {}, 0
         producer = assert(require("dstream.core").kafka_producer{brokers = broker.brokers, options = K.CLIENT_OPTIONS})
     end)

@@ -7,6 +7,13 @@ local wait = require("spec.helpers.wait")
 
 local OPTS = K.CLIENT_OPTIONS
 
+-- The words of a line, as an array.
+local function split(line)
+    local out = {}
+    for w in line:gmatch("%S+") do out[#out + 1] = w end
+    return out
+end
+
 -- A system-clock context with a listener recording receiver errors and
 -- completed batches.
 local function context(batch)
@@ -38,7 +45,7 @@ describe("kafkaStream", function()
     local broker
 
     setup(function()
-        broker = K.start_broker()
+        broker = K.start_broker{"words:3", "ranges:3", "starting:2", "capped:2"}
     end)
 
     teardown(function()
@@ -64,7 +71,7 @@ describe("kafkaStream", function()
         local counts, total = {}, 0
         ssc:kafkaStream{brokers = broker.brokers, topics = {topic}, startingOffsets = "earliest", options = OPTS}
             :values()
-            :flatMap(function(line) return line:gmatch("%S+") end)
+            :flatMap(split)
             :countByValue()
             :foreachRDD(function(rdd)
                 rdd:foreach(function(w, n)
@@ -223,10 +230,10 @@ describe("kafkaStream", function()
 
     it("keeps running while the broker is down, reports it, and resumes without losing or repeating a record",
         function()
-        local down = K.start_broker()
+        local down = K.start_broker{"outage:2"}
         local topic = K.topic(down, "outage", 2)
         local ok, err = pcall(function()
-            local producer = assert(dstream.core.kafka_producer{brokers = down.brokers, options = OPTS})
+            local producer = assert(require("dstream.core").kafka_producer{brokers = down.brokers, options = OPTS})
             local function batch(from, to)
                 local out = {}
                 for i = from, to do out[#out + 1] = {"k" .. i % 5, tostring(i)} end
@@ -267,7 +274,7 @@ describe("saveToKafka", function()
     local broker
 
     setup(function()
-        broker = K.start_broker()
+        broker = K.start_broker{"out:2", "values:1", "rt-in:3", "rt-out:1", "never:1"}
     end)
 
     teardown(function()
@@ -279,7 +286,7 @@ describe("saveToKafka", function()
         local values_out = K.topic(broker, "values", 1)
         local ssc = dstream.StreamingContext{batchInterval = 1, clock = "manual"}
         local q = ssc:queueStream({{"a b a", "c"}, {}, {"b 12"}})
-        local counts = q:flatMap(function(l) return l:gmatch("%S+") end):countByValue()
+        local counts = q:flatMap(split):countByValue()
         counts:saveToKafka{brokers = broker.brokers, topic = out, options = OPTS}
         q:map(function(l) return #l end):saveToKafka{brokers = broker.brokers, topic = values_out, options = OPTS}
         ssc:start()
@@ -317,7 +324,7 @@ describe("saveToKafka", function()
     end)
 
     it("fails the batch with an error naming the topic when a delivery fails", function()
-        local down = K.start_broker()
+        local down = K.start_broker{"lost:1"}
         local topic = K.topic(down, "lost", 1)
         down:down()
         local ssc = dstream.StreamingContext{batchInterval = 1, clock = "manual"}
