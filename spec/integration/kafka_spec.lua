@@ -45,7 +45,7 @@ describe("kafkaStream", function()
     local broker
 
     setup(function()
-        broker = K.start_broker{"words:3", "ranges:3", "starting:2", "capped:2"}
+        broker = K.start_broker{"words:3", "ranges:3", "starting:2", "capped:2", "grouped:2"}
     end)
 
     teardown(function()
@@ -171,6 +171,36 @@ describe("kafkaStream", function()
             end
         end
         assert.is_true(full >= 6, "batches at the cap: " .. full)
+    end)
+
+    it("with a groupId, reads the partitions the group assigns and commits its offsets after each batch",
+        function()
+        local topic = K.topic(broker, "grouped", 2)
+        local group = {groupId = "spec-group", startingOffsets = "earliest", brokers = broker.brokers,
+            topics = {topic}, options = {["session.timeout.ms"] = "6000", ["max.poll.interval.ms"] = "10000",
+            ["heartbeat.interval.ms"] = "500", ["socket.timeout.ms"] = "5000"}}
+        local records = {}
+        for i = 1, 40 do records[i] = {"k" .. i, "v" .. i, i % 2} end
+        K.produce(broker.brokers, topic, records)
+        local ssc = context()
+        local got = gather(ssc:kafkaStream(group))
+        ssc:start()
+        assert.is_true(wait.until_done(ssc, function() return got.n >= 40 end, 30), "read " .. got.n)
+        ssc:stop()
+        assert.are.equal(40, got.n)
+        -- A new member of the group starts at the committed offsets, not at the earliest.
+        K.produce(broker.brokers, topic, {{"new", "late1", 0}, {"new", "late2", 1}})
+        local ssc2 = context()
+        local got2 = gather(ssc2:kafkaStream(group))
+        ssc2:start()
+        wait.until_done(ssc2, function() return got2.n >= 2 end, 30)
+        local batches = #got2.ranges + 3
+        wait.until_done(ssc2, function() return #got2.ranges >= batches end, 10)
+        ssc2:stop()
+        local values = {}
+        for i, r in ipairs(got2.records) do values[i] = r[2] end
+        table.sort(values)
+        assert.are.same({"late1", "late2"}, values)
     end)
 
     it("refuses bad arguments with errors that say what is wrong", function()
