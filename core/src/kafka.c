@@ -567,10 +567,8 @@ void ds_kafka_consumer_free(ds_kafka_consumer_t *c) {
    * on_rebalance itself. */
   rd_kafka_consumer_close(c->rk);
   rd_kafka_destroy(c->rk);
-  if (c->reader != NULL) {
-    rd_kafka_consumer_close(c->reader);
+  if (c->reader != NULL)
     rd_kafka_destroy(c->reader);
-  }
   rd_kafka_conf_destroy(c->reader_conf);
   for (size_t i = 0; i < c->nparts; i++)
     part_free(c->parts[i]);
@@ -731,7 +729,7 @@ int ds_kafka_consumer_assign(ds_kafka_consumer_t *c, ds_kafka_tp_t *tps, size_t 
     rd_kafka_topic_partition_list_add(add, tps[i].topic, tps[i].partition)->offset = tps[i].offset;
   }
   if (add->cnt > 0) {
-    if (!c->grouped || !cooperative(c)) {
+    if (c->grouped && !cooperative(c)) {
       ds_kafka_tp_t *t = ds_calloc((size_t)add->cnt, sizeof(*t));
       if (t == NULL) {
         err = DS_ENOMEM;
@@ -789,7 +787,7 @@ int ds_kafka_consumer_unassign(ds_kafka_consumer_t *c, const ds_kafka_tp_t *tps,
     if (part_find(c, tps[i].topic, tps[i].partition) != NULL)
       rd_kafka_topic_partition_list_add(l, tps[i].topic, tps[i].partition);
   if (l->cnt > 0) {
-    if (!c->grouped || !cooperative(c))
+    if (c->grouped && !cooperative(c))
       e = assign_whole(c, NULL, 0, tps, n);
     else
       e = rd_kafka_incremental_unassign(c->rk, l);
@@ -925,15 +923,13 @@ static int reader_open(ds_kafka_consumer_t *c, char *errbuf, size_t errlen) {
     rd_kafka_conf_destroy(conf);
     return ds__error_fill(errbuf, errlen, DS_EINVAL, "reader: %s", errstr);
   }
-  rd_kafka_poll_set_consumer(c->reader);
   return 0;
 }
 
 int ds_kafka_consumer_read(ds_kafka_consumer_t *c, const char *topic, int32_t partition,
                            int64_t from, int64_t upto, int timeout_ms, ds_block_t **chain,
                            char *errbuf, size_t errlen) {
-  rd_kafka_topic_partition_list_t *l;
-  rd_kafka_resp_err_t e;
+  rd_kafka_topic_t *rkt;
   ds_block_t *tail = *chain;
   int64_t deadline = now_ms() + timeout_ms, next = from;
   int err = 0;
@@ -946,13 +942,19 @@ int ds_kafka_consumer_read(ds_kafka_consumer_t *c, const char *topic, int32_t pa
     return 0;
   if ((err = reader_open(c, errbuf, errlen)) < 0)
     return err;
-  l = rd_kafka_topic_partition_list_new(1);
-  rd_kafka_topic_partition_list_add(l, topic, partition)->offset = from;
-  e = rd_kafka_assign(c->reader, l);
-  rd_kafka_topic_partition_list_destroy(l);
-  if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
+  /* The simple consumer API, not an assignment: rd_kafka_consume_stop()
+   * waits for the fetcher to stop, so the next read may start the same
+   * partition at once (re-assigning a partition whose stop is still in
+   * flight trips an assertion in librdkafka 2.0.2). */
+  rkt = rd_kafka_topic_new(c->reader, topic, NULL);
+  if (rkt == NULL)
+    return ds__error_fill(errbuf, errlen, DS_ENOMEM, "%s/%d: topic handle", topic, (int)partition);
+  if (rd_kafka_consume_start(rkt, partition, from) == -1) {
+    rd_kafka_resp_err_t e = rd_kafka_last_error();
+    rd_kafka_topic_destroy(rkt);
     return ds__error_fill(errbuf, errlen, map_err(e), "%s/%d: %s", topic, (int)partition,
                           rd_kafka_err2str(e));
+  }
   while (next < upto) {
     int64_t left = deadline - now_ms();
     rd_kafka_message_t *m;
@@ -963,7 +965,7 @@ int ds_kafka_consumer_read(ds_kafka_consumer_t *c, const char *topic, int32_t pa
                            (long long)next);
       break;
     }
-    m = rd_kafka_consumer_poll(c->reader, (int)left);
+    m = rd_kafka_consume(rkt, partition, left > 100 ? 100 : (int)left);
     if (m == NULL)
       continue;
     if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
@@ -974,7 +976,7 @@ int ds_kafka_consumer_read(ds_kafka_consumer_t *c, const char *topic, int32_t pa
       err = ds__error_fill(errbuf, errlen, map_err(m->err), "%s/%d: reading [%lld, %lld): %s",
                            topic, (int)partition, (long long)from, (long long)upto,
                            rd_kafka_message_errstr(m));
-    } else if (m->partition == partition && m->offset >= next) {
+    } else if (m->offset >= next) {
       if (m->offset < upto) {
         int64_t used = chain_append(chain, &tail, m->offset, m->key, m->key_len, m->payload, m->len);
         if (used < 0)
@@ -986,7 +988,8 @@ int ds_kafka_consumer_read(ds_kafka_consumer_t *c, const char *topic, int32_t pa
     if (err < 0)
       break;
   }
-  rd_kafka_assign(c->reader, NULL);
+  rd_kafka_consume_stop(rkt, partition);
+  rd_kafka_topic_destroy(rkt);
   return err;
 }
 
