@@ -45,7 +45,7 @@ describe("kafkaStream", function()
     local broker
 
     setup(function()
-        broker = K.start_broker{"words:3", "ranges:3", "starting:2", "capped:2", "grouped:2"}
+        broker = K.start_broker{"words:3", "ranges:3", "starting:2", "capped:2", "grouped:2", "pressed:2"}
     end)
 
     teardown(function()
@@ -201,6 +201,32 @@ describe("kafkaStream", function()
         for i, r in ipairs(got2.records) do values[i] = r[2] end
         table.sort(values)
         assert.are.same({"late1", "late2"}, values)
+    end)
+
+    it("with backpressure, starts at initialRate split over the partitions", function()
+        local topic = K.topic(broker, "pressed", 2)
+        local records = {}
+        for i = 1, 100 do records[i] = {"k", "v" .. i, i % 2} end
+        K.produce(broker.brokers, topic, records)
+        local ssc = dstream.StreamingContext{batchInterval = 0.1, backpressure = true, initialRate = 100}
+        local rates = {}
+        ssc:addStreamingListener{onBatchCompleted = function(info) rates[#rates + 1] = info.receiverRates end}
+        local got = gather(ssc:kafkaStream{brokers = broker.brokers, topics = {topic}, startingOffsets = "earliest",
+            options = OPTS})
+        ssc:start()
+        wait.until_done(ssc, function() return got.n >= 100 end, 30)
+        ssc:stop()
+        assert.are.equal(100, got.n)
+        -- the first batch that took records took at most 100/s x 0.1 s
+        for _, ranges in ipairs(got.ranges) do
+            local n = 0
+            for _, r in ipairs(ranges) do n = n + r.untilOffset - r.fromOffset end
+            if n > 0 then
+                assert.is_true(n <= 10, "the first batch took " .. n)
+                break
+            end
+        end
+        assert.are.equal(100, rates[1]["kafkaStream(" .. topic .. ")"])
     end)
 
     it("refuses bad arguments with errors that say what is wrong", function()
