@@ -324,6 +324,9 @@ function Source:take(t)
         local e = parts[i]
         local from = pos[e.key]
         local bfrom, upto = c:buffered(e.topic, e.partition)
+        if not bfrom then -- not assigned after all: nothing to take (the consumer says why in its errors)
+            bfrom, upto = from, from
+        end
         froms[i], uptos[i] = bfrom, upto
         local lag = upto > from and upto - from or 0
         lags[i] = lag
@@ -345,6 +348,11 @@ function Source:take(t)
         -- consumer had fetched) are dropped by the same call.
         if untl > from or froms[i] < from then
             local ks, vs, m = c:take(e.topic, e.partition, from, untl)
+            if not ks then -- left for a later batch: the position stays
+                self:report(sformat("batch %d ms: the offsets [%d, %d) of %s could not be taken: %s", t, from,
+                    untl, e.key, tostring(vs)))
+                ks, vs, m, untl = nil, nil, 0, from
+            end
             if m > 0 then
                 if a == nil then
                     a, b = ks, vs
