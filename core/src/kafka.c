@@ -12,11 +12,11 @@
  * bytes, records in offset order; head_off is the first live record of the
  * head block. `from` is the lowest offset not yet taken, `upto` the next
  * offset librdkafka has not handed us (offsets may have gaps: compaction,
- * transaction markers). A partition holding more than BUFFER_MAX bytes is
- * paused in librdkafka and resumed once a take brings it under half, so an
- * idle taker cannot make the process grow without bound; librdkafka drops
- * its prefetched messages on pause and fetches again from our position on
- * resume, so nothing is lost.
+ * transaction markers). A partition holding more than buffer_max bytes
+ * (32 MiB unless configured) is paused in librdkafka and resumed once a
+ * take brings it under half, so an idle taker cannot make the process grow
+ * without bound; librdkafka drops its prefetched messages on pause and
+ * fetches again from our position on resume, so nothing is lost.
  *
  * WHY THE CALLBACKS ONLY RECORD: librdkafka calls error_cb, rebalance_cb,
  * offset_commit_cb and dr_msg_cb from inside rd_kafka_consumer_poll() /
@@ -33,7 +33,7 @@
  * re-assign the whole set (each kept partition at its own position).
  *
  * COSTS: one copy of each record into a block at poll, one into a Lua
- * string at take; memory at most BUFFER_MAX (plus one fetch) per partition.
+ * string at take; memory at most buffer_max (plus one fetch) per partition.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -49,7 +49,7 @@
 #include "internal.h"
 
 #define BLOCK_SIZE (64 * 1024)
-#define BUFFER_MAX (32 * 1024 * 1024)
+#define BUFFER_MAX_DEFAULT (32 * 1024 * 1024)
 #define ERRQ_MAX 1000
 #define REC_HDR 12 /* offset (8) and key length (4) */
 #define NO_KEY 0xffffffffu
@@ -276,6 +276,7 @@ struct ds_kafka_consumer_s {
   rd_kafka_conf_t *reader_conf;
   int grouped;
   int closing;
+  size_t buffer_max;
   part_t **parts;
   size_t nparts, capparts;
   part_t *last;                  /* the partition of the last message */
@@ -476,6 +477,7 @@ int ds_kafka_consumer_new(ds_kafka_consumer_t **out, const ds_kafka_conf_t *conf
   c = ds_calloc(1, sizeof(*c));
   if (c == NULL)
     return DS_ENOMEM;
+  c->buffer_max = conf->buffer_max > 0 ? conf->buffer_max : BUFFER_MAX_DEFAULT;
   kconf = conf_build(conf->brokers, dkeys, dvalues, 4, conf->keys, conf->values, conf->noptions,
                      &err, errbuf, errlen);
   if (kconf == NULL) {
@@ -612,7 +614,7 @@ int ds_kafka_consumer_poll(ds_kafka_consumer_t *c) {
           p->upto = m->offset + 1;
           p->bytes += (size_t)used;
           n++;
-          if (p->bytes > BUFFER_MAX && !p->paused)
+          if (p->bytes > c->buffer_max && !p->paused)
             pause_resume(c, p, 1);
         } else {
           /* Fetch it again rather than lose it. */
@@ -838,6 +840,16 @@ int ds_kafka_consumer_buffered(ds_kafka_consumer_t *c, const char *topic, int32_
   return 0;
 }
 
+int ds_kafka_consumer_stats(ds_kafka_consumer_t *c, const char *topic, int32_t partition,
+                            size_t *bytes, int *paused) {
+  part_t *p = part_find(c, topic, partition);
+  if (p == NULL)
+    return DS_ENOENT;
+  *bytes = p->bytes;
+  *paused = p->paused;
+  return 0;
+}
+
 int ds_kafka_consumer_range(ds_kafka_consumer_t *c, const char *topic, int32_t partition,
                             int64_t from, int64_t upto, ds_kafka_iter_t *it) {
   part_t *p = part_find(c, topic, partition);
@@ -902,7 +914,7 @@ int ds_kafka_consumer_drop(ds_kafka_consumer_t *c, const char *topic, int32_t pa
     upto = p->upto;
   if (upto > p->from)
     p->from = upto;
-  if (p->paused && p->bytes < BUFFER_MAX / 2)
+  if (p->paused && p->bytes < c->buffer_max / 2)
     pause_resume(c, p, 0);
   return 0;
 }

@@ -39,10 +39,15 @@ local function start_broker(...)
         f:close()
         return line
     end)
-    return addr, function()
-        os.execute("kill " .. pid .. " 2>/dev/null")
-        os.remove(out)
-    end
+    local broker = {
+        -- The signals go to the broker, the child of that `timeout`.
+        signal = function(sig) os.execute("pkill -" .. sig .. " -P " .. pid) end,
+        stop = function()
+            os.execute("kill " .. pid .. " 2>/dev/null")
+            os.remove(out)
+        end,
+    }
+    return addr, broker
 end
 
 local test_options = {
@@ -133,9 +138,9 @@ describe("core.kafka_consumer, core.kafka_producer and core.kafka_create_topic",
     end)
 
     describe("against ds_kafka_broker", function()
-        local addr, stop
-        before_each(function() addr, stop = start_broker("rt:2") end)
-        after_each(function() stop() end)
+        local addr, broker
+        before_each(function() addr, broker = start_broker("rt:2") end)
+        after_each(function() broker.stop() end)
 
         it("takes exactly the produced range, and replays it equal", function()
             local p = assert(core.kafka_producer{brokers = addr})
@@ -189,6 +194,36 @@ describe("core.kafka_consumer, core.kafka_producer and core.kafka_create_topic",
             assert.is_true(c:unassign({{topic = "rt", partition = 0}}))
             assert.is_nil((c:buffered("rt", 0)))
             assert.is_nil(c:errors())
+            c:close()
+            p:close()
+        end)
+
+        it("reports the broker going down and fetches again once it is back", function()
+            local p = assert(core.kafka_producer{brokers = addr})
+            for i = 0, 2 do assert.is_true(p:produce("rt", 0, nil, "v" .. i)) end
+            assert.is_true(p:flush(10000))
+            local c = assert(core.kafka_consumer{brokers = addr})
+            assert.are.same({0}, c:assign({{topic = "rt", partition = 0, offset = 0}}))
+            until_true("3 records", function()
+                c:poll()
+                return select(2, c:buffered("rt", 0)) == 3
+            end)
+            broker.signal("USR1")
+            local errors = until_true("an error", function()
+                c:poll()
+                return c:errors()
+            end)
+            assert.truthy(errors[1]:find("127.0.0.1", 1, true), errors[1])
+            broker.signal("USR2")
+            for i = 3, 4 do assert.is_true(p:produce("rt", 0, nil, "v" .. i)) end
+            assert.is_true(p:flush(30000))
+            until_true("5 records", function()
+                c:poll()
+                return select(2, c:buffered("rt", 0)) == 5
+            end)
+            local _, values, n = c:take("rt", 0, 0, 5)
+            assert.are.equal(5, n)
+            assert.are.same({"v0", "v1", "v2", "v3", "v4"}, values)
             c:close()
             p:close()
         end)
