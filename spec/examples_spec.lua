@@ -283,3 +283,21 @@ describe("examples/sessionize.lua", function()
         assert.are.same(expected, got)
     end)
 end)
+
+describe("examples/kafka_wordcount.lua", function()
+    it("counts the words of a topic and writes each word's running total to another topic", function()
+        -- The test broker (librdkafka's mock cluster, spec/helpers/kafka.lua) stands in for Kafka.
+        local K = require("spec.helpers.kafka")
+        local broker = K.start_broker()
+        local input, output = K.topic(broker, "lines", 2), K.topic(broker, "totals", 1)
+        K.produce(broker.brokers, input, {"to be or not to be", "to do"})
+        local out, code = run(string.format("bin/dstream run examples/kafka_wordcount.lua %s %s %s 2",
+            broker.brokers, input, output))
+        local latest = {}
+        for _, m in ipairs(K.read(broker.brokers, output)) do latest[m[3]] = m[4] end
+        broker:stop()
+        assert.are.equal(0, code, out)
+        assert.matches("%(to,3%)", out)
+        assert.are.same({to = "3", be = "2", ["or"] = "1", ["not"] = "1", ["do"] = "1"}, latest)
+    end)
+end)

@@ -132,16 +132,12 @@ function Context:objectFile(path)
     return result
 end
 
--- Parts of API.md this version does not build: a clear error at the call,
--- rather than "attempt to call a nil value".
-local function not_built(what)
-    return function()
-        util.raise_at_user(what .. " is not available in this version of dstream")
-    end
+--- kafkaStream{brokers, topics, groupId, startingOffsets, maxRatePerPartition, options}
+function Context:kafkaStream(opts)
+    local result = require("dstream.kafka").stream(self, opts) -- not a tail call: errors point at the caller's line
+    return result
 end
 
---- kafkaStream{...}: not built yet (the README says what is).
-Context.kafkaStream = not_built("kafkaStream (the direct Kafka source)")
 -- A directory's path without trailing slashes, for comparing two.
 local function dir_key(d)
     local k = d:gsub("/+$", "")

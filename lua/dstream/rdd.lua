@@ -315,6 +315,21 @@ function RDD:foreachPartition(f)
     end
 end
 
+--- A kafkaStream batch's offset ranges, one per Kafka partition in the RDD's
+--- partition order: {topic, partition, fromOffset, untilOffset} each (a copy).
+function RDD:offsetRanges()
+    local ranges = self._ranges
+    if ranges == nil then
+        error("offsetRanges: this RDD is not a batch of a kafkaStream (call it on the RDD that foreachRDD or "
+            .. "transform gets from the kafkaStream itself, before any transformation)", 2)
+    end
+    local out = {}
+    for i, r in ipairs(ranges) do
+        out[i] = {topic = r.topic, partition = r.partition, fromOffset = r.fromOffset, untilOffset = r.untilOffset}
+    end
+    return out
+end
+
 --- Stable per batch and stream: the key for idempotent writes.
 function RDD:id()
     return self._id

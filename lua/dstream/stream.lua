@@ -410,4 +410,10 @@ DStream.fullOuterJoin = join_op("fullOuterJoin")
 --- Per key, {vs, ws}: the arrays of both sides' values.
 DStream.cogroup = join_op("cogroup")
 
+--- saveToKafka{brokers, topic, options}: each batch's records to a Kafka topic (dstream/kafka.lua).
+function DStream:saveToKafka(opts)
+    local result = require("dstream.kafka").saveToKafka(self, opts) -- not a tail call: errors point at the caller's line
+    return result
+end
+
 return DStream

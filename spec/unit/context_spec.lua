@@ -368,13 +368,13 @@ describe("tostring(ssc)", function()
     end)
 end)
 
-describe("parts of the API not built yet", function()
-    it("raise a clear error at the user's call for kafkaStream", function()
+describe("kafkaStream's arguments", function()
+    it("raise a clear error at the user's call", function()
 
         local ssc = dstream.StreamingContext{batchInterval = 1, clock = "manual"}
-        local ok, err = pcall(function() return ssc:kafkaStream{brokers = "localhost:9092", topics = {"t"}} end)
+        local ok, err = pcall(function() return ssc:kafkaStream{brokers = "localhost:9092", topics = {}} end)
         assert.is_false(ok)
-        assert.matches("kafkaStream .* not available in this version", err)
+        assert.matches("kafkaStream: topics must be a non%-empty array", err)
         assert.matches("context_spec%.lua:%d+", err)
     end)
 end)
