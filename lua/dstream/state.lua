@@ -192,6 +192,8 @@ local function note_change(s, tp, k, had, old)
     local id = change_id(k)
     if c[id] == nil then c[id] = {k = k, had = had, old = old} end
 end
+--- Note that key k of partition tp of s changes, and what it held before (changelog.lua).
+state.note_change = note_change
 
 -- The work of a batch over stateful stream s: one job per store that runs,
 -- {store, tp (nil for the one store), n, a, b} (the records going to it),
@@ -531,5 +533,8 @@ function DStream:updateStateByKey(f, initialRDD)
     s.stateful = true
     return s
 end
+
+-- The changelog adds the consumer-group hooks to the context.
+require "dstream.changelog"
 
 return state
