@@ -202,8 +202,9 @@ local function jobs_of(s, r, t)
     local jobs = {}
     local sp = srcparts.of(r)
     -- Records without srcparts go to the one store; an empty batch without
-    -- them (no partition assigned) makes none next to partitions' stores.
-    if s.store ~= nil or (sp == nil and (r.n > 0 or s.stores == nil)) then
+    -- them (a kafkaStream with no partition assigned yet) makes none, but
+    -- for an initial state.
+    if s.store ~= nil or (sp == nil and (r.n > 0 or s.initial ~= nil)) then
         jobs[1] = {store = store_of(s, t), n = sp == nil and r.n or 0, a = r.a, b = r.b}
     end
     local stores = s.stores
