@@ -200,6 +200,14 @@ describe("kafkaStream", function()
         ssc:stop()
     end)
 
+    it("shows in explain as an input naming its topics and group", function()
+        local ssc = dstream.StreamingContext{batchInterval = 1, clock = "manual"}
+        ssc:kafkaStream{brokers = "h:1", topics = {"b", "a"}, groupId = "g"}:values():print()
+        local text = require("dstream.explain").text(ssc)
+        ssc:stop()
+        assert.matches("#0 kafkaStream%(a,b, group g%)  pairs, every 1 s  %(input", text)
+    end)
+
     it("says offsetRanges is for a kafkaStream's own batches", function()
         local ssc = dstream.StreamingContext{batchInterval = 1, clock = "manual"}
         local err
