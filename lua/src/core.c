@@ -91,5 +91,6 @@ int luaopen_dstream_core(lua_State *L) {
   lds_open_checkpoint(L);
   lds_open_wal(L);
   lds_open_http(L);
+  lds_open_kafka(L);
   return 1;
 }

@@ -41,6 +41,7 @@ void lds_open_fs(lua_State *L);
 void lds_open_window(lua_State *L);
 void lds_open_checkpoint(lua_State *L);
 void lds_open_http(lua_State *L);
+void lds_open_kafka(lua_State *L);
 void lds_open_wal(lua_State *L); /* after lds_open_codec: replay uses core.decode */
 struct ds_wal_s *lds_check_wal(lua_State *L, int idx); /* a "dstream.wal" userdata's WAL */
 
