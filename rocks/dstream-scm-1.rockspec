@@ -36,6 +36,8 @@ external_dependencies = {
     -- the status server's HTTP parser (Debian: libhttp-parser-dev); its page
     -- loads Chart.js from /usr/share/javascript/chart.js (libjs-chart.js)
     HTTP_PARSER = {header = "http_parser.h", library = "http_parser"},
+    -- Kafka's consumer, producer and admin client (Debian: librdkafka-dev)
+    RDKAFKA = {header = "librdkafka/rdkafka.h", library = "rdkafka"},
 }
 
 build = {

@@ -12,11 +12,11 @@
  * bytes, records in offset order; head_off is the first live record of the
  * head block. `from` is the lowest offset not yet taken, `upto` the next
  * offset librdkafka has not handed us (offsets may have gaps: compaction,
- * transaction markers). A partition holding more than BUFFER_MAX bytes is
- * paused in librdkafka and resumed once a take brings it under half, so an
- * idle taker cannot make the process grow without bound; librdkafka drops
- * its prefetched messages on pause and fetches again from our position on
- * resume, so nothing is lost.
+ * transaction markers). A partition holding more than buffer_max bytes
+ * (32 MiB unless configured) is paused in librdkafka and resumed once a
+ * take brings it under half, so an idle taker cannot make the process grow
+ * without bound; librdkafka drops its prefetched messages on pause and
+ * fetches again from our position on resume, so nothing is lost.
  *
  * WHY THE CALLBACKS ONLY RECORD: librdkafka calls error_cb, rebalance_cb,
  * offset_commit_cb and dr_msg_cb from inside rd_kafka_consumer_poll() /
@@ -33,7 +33,7 @@
  * re-assign the whole set (each kept partition at its own position).
  *
  * COSTS: one copy of each record into a block at poll, one into a Lua
- * string at take; memory at most BUFFER_MAX (plus one fetch) per partition.
+ * string at take; memory at most buffer_max (plus one fetch) per partition.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -49,7 +49,7 @@
 #include "internal.h"
 
 #define BLOCK_SIZE (64 * 1024)
-#define BUFFER_MAX (32 * 1024 * 1024)
+#define BUFFER_MAX_DEFAULT (32 * 1024 * 1024)
 #define ERRQ_MAX 1000
 #define REC_HDR 12 /* offset (8) and key length (4) */
 #define NO_KEY 0xffffffffu
@@ -276,6 +276,7 @@ struct ds_kafka_consumer_s {
   rd_kafka_conf_t *reader_conf;
   int grouped;
   int closing;
+  size_t buffer_max;
   part_t **parts;
   size_t nparts, capparts;
   part_t *last;                  /* the partition of the last message */
@@ -476,6 +477,7 @@ int ds_kafka_consumer_new(ds_kafka_consumer_t **out, const ds_kafka_conf_t *conf
   c = ds_calloc(1, sizeof(*c));
   if (c == NULL)
     return DS_ENOMEM;
+  c->buffer_max = conf->buffer_max > 0 ? conf->buffer_max : BUFFER_MAX_DEFAULT;
   kconf = conf_build(conf->brokers, dkeys, dvalues, 4, conf->keys, conf->values, conf->noptions,
                      &err, errbuf, errlen);
   if (kconf == NULL) {
@@ -567,10 +569,8 @@ void ds_kafka_consumer_free(ds_kafka_consumer_t *c) {
    * on_rebalance itself. */
   rd_kafka_consumer_close(c->rk);
   rd_kafka_destroy(c->rk);
-  if (c->reader != NULL) {
-    rd_kafka_consumer_close(c->reader);
+  if (c->reader != NULL)
     rd_kafka_destroy(c->reader);
-  }
   rd_kafka_conf_destroy(c->reader_conf);
   for (size_t i = 0; i < c->nparts; i++)
     part_free(c->parts[i]);
@@ -614,7 +614,7 @@ int ds_kafka_consumer_poll(ds_kafka_consumer_t *c) {
           p->upto = m->offset + 1;
           p->bytes += (size_t)used;
           n++;
-          if (p->bytes > BUFFER_MAX && !p->paused)
+          if (p->bytes > c->buffer_max && !p->paused)
             pause_resume(c, p, 1);
         } else {
           /* Fetch it again rather than lose it. */
@@ -731,7 +731,7 @@ int ds_kafka_consumer_assign(ds_kafka_consumer_t *c, ds_kafka_tp_t *tps, size_t 
     rd_kafka_topic_partition_list_add(add, tps[i].topic, tps[i].partition)->offset = tps[i].offset;
   }
   if (add->cnt > 0) {
-    if (!c->grouped || !cooperative(c)) {
+    if (c->grouped && !cooperative(c)) {
       ds_kafka_tp_t *t = ds_calloc((size_t)add->cnt, sizeof(*t));
       if (t == NULL) {
         err = DS_ENOMEM;
@@ -789,7 +789,7 @@ int ds_kafka_consumer_unassign(ds_kafka_consumer_t *c, const ds_kafka_tp_t *tps,
     if (part_find(c, tps[i].topic, tps[i].partition) != NULL)
       rd_kafka_topic_partition_list_add(l, tps[i].topic, tps[i].partition);
   if (l->cnt > 0) {
-    if (!c->grouped || !cooperative(c))
+    if (c->grouped && !cooperative(c))
       e = assign_whole(c, NULL, 0, tps, n);
     else
       e = rd_kafka_incremental_unassign(c->rk, l);
@@ -837,6 +837,16 @@ int ds_kafka_consumer_buffered(ds_kafka_consumer_t *c, const char *topic, int32_
     return DS_ENOENT;
   *from = p->from;
   *upto = p->upto;
+  return 0;
+}
+
+int ds_kafka_consumer_stats(ds_kafka_consumer_t *c, const char *topic, int32_t partition,
+                            size_t *bytes, int *paused) {
+  part_t *p = part_find(c, topic, partition);
+  if (p == NULL)
+    return DS_ENOENT;
+  *bytes = p->bytes;
+  *paused = p->paused;
   return 0;
 }
 
@@ -904,7 +914,7 @@ int ds_kafka_consumer_drop(ds_kafka_consumer_t *c, const char *topic, int32_t pa
     upto = p->upto;
   if (upto > p->from)
     p->from = upto;
-  if (p->paused && p->bytes < BUFFER_MAX / 2)
+  if (p->paused && p->bytes < c->buffer_max / 2)
     pause_resume(c, p, 0);
   return 0;
 }
@@ -925,15 +935,13 @@ static int reader_open(ds_kafka_consumer_t *c, char *errbuf, size_t errlen) {
     rd_kafka_conf_destroy(conf);
     return ds__error_fill(errbuf, errlen, DS_EINVAL, "reader: %s", errstr);
   }
-  rd_kafka_poll_set_consumer(c->reader);
   return 0;
 }
 
 int ds_kafka_consumer_read(ds_kafka_consumer_t *c, const char *topic, int32_t partition,
                            int64_t from, int64_t upto, int timeout_ms, ds_block_t **chain,
                            char *errbuf, size_t errlen) {
-  rd_kafka_topic_partition_list_t *l;
-  rd_kafka_resp_err_t e;
+  rd_kafka_topic_t *rkt;
   ds_block_t *tail = *chain;
   int64_t deadline = now_ms() + timeout_ms, next = from;
   int err = 0;
@@ -946,13 +954,19 @@ int ds_kafka_consumer_read(ds_kafka_consumer_t *c, const char *topic, int32_t pa
     return 0;
   if ((err = reader_open(c, errbuf, errlen)) < 0)
     return err;
-  l = rd_kafka_topic_partition_list_new(1);
-  rd_kafka_topic_partition_list_add(l, topic, partition)->offset = from;
-  e = rd_kafka_assign(c->reader, l);
-  rd_kafka_topic_partition_list_destroy(l);
-  if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
+  /* The simple consumer API, not an assignment: rd_kafka_consume_stop()
+   * waits for the fetcher to stop, so the next read may start the same
+   * partition at once (re-assigning a partition whose stop is still in
+   * flight trips an assertion in librdkafka 2.0.2). */
+  rkt = rd_kafka_topic_new(c->reader, topic, NULL);
+  if (rkt == NULL)
+    return ds__error_fill(errbuf, errlen, DS_ENOMEM, "%s/%d: topic handle", topic, (int)partition);
+  if (rd_kafka_consume_start(rkt, partition, from) == -1) {
+    rd_kafka_resp_err_t e = rd_kafka_last_error();
+    rd_kafka_topic_destroy(rkt);
     return ds__error_fill(errbuf, errlen, map_err(e), "%s/%d: %s", topic, (int)partition,
                           rd_kafka_err2str(e));
+  }
   while (next < upto) {
     int64_t left = deadline - now_ms();
     rd_kafka_message_t *m;
@@ -963,7 +977,7 @@ int ds_kafka_consumer_read(ds_kafka_consumer_t *c, const char *topic, int32_t pa
                            (long long)next);
       break;
     }
-    m = rd_kafka_consumer_poll(c->reader, (int)left);
+    m = rd_kafka_consume(rkt, partition, left > 100 ? 100 : (int)left);
     if (m == NULL)
       continue;
     if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
@@ -974,7 +988,7 @@ int ds_kafka_consumer_read(ds_kafka_consumer_t *c, const char *topic, int32_t pa
       err = ds__error_fill(errbuf, errlen, map_err(m->err), "%s/%d: reading [%lld, %lld): %s",
                            topic, (int)partition, (long long)from, (long long)upto,
                            rd_kafka_message_errstr(m));
-    } else if (m->partition == partition && m->offset >= next) {
+    } else if (m->offset >= next) {
       if (m->offset < upto) {
         int64_t used = chain_append(chain, &tail, m->offset, m->key, m->key_len, m->payload, m->len);
         if (used < 0)
@@ -986,7 +1000,8 @@ int ds_kafka_consumer_read(ds_kafka_consumer_t *c, const char *topic, int32_t pa
     if (err < 0)
       break;
   }
-  rd_kafka_assign(c->reader, NULL);
+  rd_kafka_consume_stop(rkt, partition);
+  rd_kafka_topic_destroy(rkt);
   return err;
 }
 

@@ -38,7 +38,7 @@ static int64_t now_ms(void) {
 }
 
 static ds_kafka_consumer_t *consumer(const char *group, const char *const *topics, size_t n) {
-  ds_kafka_conf_t conf = {brokers, group, topics, n, test_keys, test_values, group ? ntest : 3};
+  ds_kafka_conf_t conf = {brokers, group, topics, n, test_keys, test_values, group ? ntest : 3, 0};
   ds_kafka_consumer_t *c = NULL;
   int err = ds_kafka_consumer_new(&c, &conf, errbuf, sizeof errbuf);
   if (err < 0)
@@ -225,6 +225,117 @@ static void test_start_offsets(ds_kafka_producer_t *p) {
   ds_kafka_consumer_free(c);
 }
 
+/* Take everything buffered of a partition, checking each record is the
+ * next one; returns how many were taken. */
+static int take_all(ds_kafka_consumer_t *c, const char *t, int32_t part, int64_t *next, int *ok) {
+  ds_kafka_iter_t it;
+  ds_kafka_record_t r;
+  int64_t from, upto;
+  int n = 0;
+  ds_kafka_consumer_buffered(c, t, part, &from, &upto);
+  ds_kafka_consumer_range(c, t, part, from, upto, &it);
+  while (ds_kafka_iter_next(&it, &r)) {
+    *ok = *ok && r.offset == (*next)++ && check_record(&r, t, part);
+    n++;
+  }
+  ds_kafka_consumer_drop(c, t, part, upto);
+  return n;
+}
+
+static void test_pause_when_full(ds_kafka_producer_t *p) {
+  const char *t = "full";
+  ds_kafka_conf_t conf = {brokers, NULL, NULL, 0, test_keys, test_values, 3, 4096};
+  ds_kafka_consumer_t *c = NULL;
+  ds_kafka_tp_t tp = {t, 0, 0};
+  int64_t deadline = now_ms() + GUARD_MS, next = 0;
+  size_t bytes = 0;
+  int paused = 0, was_paused = 0, ok = 1, total = 0;
+  CHECK_EQ_INT(ds_kafka_consumer_new(&c, &conf, errbuf, sizeof errbuf), 0);
+  produce(p, t, 0, 0, 2000);
+  CHECK_EQ_INT(ds_kafka_consumer_assign(c, &tp, 1, 10000, errbuf, sizeof errbuf), 0);
+  /* Untaken records fill the buffer until the partition pauses. */
+  while (!paused && now_ms() < deadline) {
+    ds_kafka_consumer_poll(c);
+    ds_kafka_consumer_stats(c, t, 0, &bytes, &paused);
+    usleep(2000);
+  }
+  CHECK(paused);
+  CHECK(bytes > 4096);
+  /* Taking resumes it; every record arrives once, in order. */
+  while (total < 2000 && now_ms() < deadline) {
+    ds_kafka_consumer_poll(c);
+    ds_kafka_consumer_stats(c, t, 0, &bytes, &paused);
+    was_paused += paused;
+    total += take_all(c, t, 0, &next, &ok);
+    usleep(2000);
+  }
+  CHECK_EQ_INT(total, 2000);
+  CHECK(ok);
+  CHECK(was_paused > 0);
+  ds_kafka_consumer_stats(c, t, 0, &bytes, &paused);
+  CHECK_EQ_INT(bytes, 0);
+  CHECK_EQ_INT(paused, 0);
+  ds_kafka_consumer_free(c);
+}
+
+static void test_out_of_memory_loses_nothing(ds_kafka_producer_t *p) {
+  const char *t = "oom";
+  ds_kafka_consumer_t *c = consumer(NULL, NULL, 0);
+  ds_kafka_tp_t tp = {t, 0, 0};
+  ds_kafka_error_t *e = NULL;
+  int64_t deadline = now_ms() + GUARD_MS, next = 0;
+  int ok = 1, total = 0;
+  produce(p, t, 0, 0, 50);
+  CHECK_EQ_INT(ds_kafka_consumer_assign(c, &tp, 1, 10000, errbuf, sizeof errbuf), 0);
+  /* Polls whose every allocation fails: the records are fetched again. */
+  while (e == NULL && now_ms() < deadline) {
+    ds_test_fail_after(1);
+    ds_kafka_consumer_poll(c);
+    ds_test_fail_after(0);
+    e = ds_kafka_consumer_errors(c);
+    usleep(2000);
+  }
+  CHECK(e != NULL);
+  if (e != NULL)
+    fprintf(stderr, "out of memory: %s\n", e->msg);
+  while (e != NULL) {
+    ds_kafka_error_t *n = e->next;
+    ds_free(e);
+    e = n;
+  }
+  while (total < 50 && now_ms() < deadline) {
+    ds_kafka_consumer_poll(c);
+    total += take_all(c, t, 0, &next, &ok);
+    usleep(2000);
+  }
+  CHECK_EQ_INT(total, 50);
+  CHECK(ok);
+  ds_kafka_consumer_free(c);
+}
+
+static void test_queue_full_never_drops(void) {
+  const char *k[] = {"queue.buffering.max.messages", "linger.ms"}, *v[] = {"5", "0"};
+  const char *t = "queuefull";
+  ds_kafka_producer_t *p = NULL;
+  ds_kafka_consumer_t *c;
+  ds_kafka_tp_t tp = {t, 0, 0};
+  int64_t deadline = now_ms() + GUARD_MS, next = 0;
+  int ok = 1, total = 0;
+  CHECK_EQ_INT(ds_kafka_producer_new(&p, brokers, k, v, 2, errbuf, sizeof errbuf), 0);
+  produce(p, t, 0, 0, 500);
+  ds_kafka_producer_free(p);
+  c = consumer(NULL, NULL, 0);
+  CHECK_EQ_INT(ds_kafka_consumer_assign(c, &tp, 1, 10000, errbuf, sizeof errbuf), 0);
+  while (total < 500 && now_ms() < deadline) {
+    ds_kafka_consumer_poll(c);
+    total += take_all(c, t, 0, &next, &ok);
+    usleep(2000);
+  }
+  CHECK_EQ_INT(total, 500);
+  CHECK(ok);
+  ds_kafka_consumer_free(c);
+}
+
 static void test_delivery_failure(ds_kafka_producer_t *p) {
   ds_kafka_error_t *e;
   int err;
@@ -382,7 +493,7 @@ static void test_create_topic(void) {
 
 static void test_bad_config(void) {
   const char *k[] = {"no.such.option"}, *v[] = {"1"};
-  ds_kafka_conf_t conf = {brokers, NULL, NULL, 0, k, v, 1};
+  ds_kafka_conf_t conf = {brokers, NULL, NULL, 0, k, v, 1, 0};
   ds_kafka_consumer_t *c = NULL;
   ds_kafka_producer_t *p = NULL;
   CHECK_EQ_INT(ds_kafka_consumer_new(&c, &conf, errbuf, sizeof errbuf), DS_EINVAL);
@@ -409,6 +520,9 @@ int main(void) {
   rd_kafka_mock_topic_create(mc, "starts", 3, 1);
   rd_kafka_mock_topic_create(mc, "down", 1, 1);
   rd_kafka_mock_topic_create(mc, "grouped", 4, 1);
+  rd_kafka_mock_topic_create(mc, "full", 1, 1);
+  rd_kafka_mock_topic_create(mc, "oom", 1, 1);
+  rd_kafka_mock_topic_create(mc, "queuefull", 1, 1);
   brokers = rd_kafka_mock_cluster_bootstraps(mc);
 
   /* DS_KAFKA_DEBUG=1 shows librdkafka's group protocol logs. */
@@ -418,6 +532,9 @@ int main(void) {
   CHECK_EQ_INT(ds_kafka_producer_new(&p, brokers, NULL, NULL, 0, errbuf, sizeof errbuf), 0);
   test_take_and_read(p);
   test_start_offsets(p);
+  test_pause_when_full(p);
+  test_out_of_memory_loses_nothing(p);
+  test_queue_full_never_drops();
   test_delivery_failure(p);
   test_create_topic();
   test_broker_down(p);

@@ -62,6 +62,8 @@ typedef struct {
   const char *const *keys;    /* options */
   const char *const *values;
   size_t noptions;
+  size_t buffer_max;          /* bytes buffered per partition before it is
+                               * paused; 0: 32 MiB */
 } ds_kafka_conf_t;
 
 enum { DS_KAFKA_ASSIGNED = 1, DS_KAFKA_REVOKED = 2 };
@@ -135,6 +137,10 @@ int ds_kafka_consumer_partitions(ds_kafka_consumer_t *c, const char *topic,
  * next offset not yet fetched. DS_ENOENT if the partition is not assigned. */
 int ds_kafka_consumer_buffered(ds_kafka_consumer_t *c, const char *topic,
                                int32_t partition, int64_t *from, int64_t *upto);
+/* Bytes buffered for the partition and whether it is paused because they
+ * exceed buffer_max. DS_ENOENT if the partition is not assigned. */
+int ds_kafka_consumer_stats(ds_kafka_consumer_t *c, const char *topic, int32_t partition,
+                            size_t *bytes, int *paused);
 /* Start a cursor over the buffered records with from <= offset < upto;
  * nothing is freed until ds_kafka_consumer_drop(). */
 int ds_kafka_consumer_range(ds_kafka_consumer_t *c, const char *topic,
