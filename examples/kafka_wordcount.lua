@@ -22,12 +22,19 @@ if not (brokers and input and output) then
     os.exit(2)
 end
 
+-- The words of a line.
+local function split(line)
+    local out = {}
+    for w in line:gmatch("%S+") do out[#out + 1] = w end
+    return out
+end
+
 local function create()
     local ssc = dstream.StreamingContext{batchInterval = 1, name = "kafka_wordcount"}
     if checkpoint_dir then ssc:checkpoint(checkpoint_dir) end
     local totals = ssc:kafkaStream{brokers = brokers, topics = {input}, startingOffsets = "earliest"}
         :values()
-        :flatMap(function(line) return line:gmatch("%S+") end)
+        :flatMap(split)
         :mapToPair(function(word) return word, 1 end)
         :reduceByKey(dstream.sum)
         -- Each word seen in the batch: its total so far, as (word, total).

@@ -288,7 +288,7 @@ describe("examples/kafka_wordcount.lua", function()
     it("counts the words of a topic and writes each word's running total to another topic", function()
         -- The test broker (librdkafka's mock cluster, spec/helpers/kafka.lua) stands in for Kafka.
         local K = require("spec.helpers.kafka")
-        local broker = K.start_broker()
+        local broker = K.start_broker{"lines:2", "totals:1"}
         local input, output = K.topic(broker, "lines", 2), K.topic(broker, "totals", 1)
         K.produce(broker.brokers, input, {"to be or not to be", "to do"})
         local out, code = run(string.format("bin/dstream run examples/kafka_wordcount.lua %s %s %s 2",

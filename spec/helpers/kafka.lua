@@ -6,8 +6,8 @@ protocol over TCP, as a process of its own. It writes its bootstrap address
 to a file once listening; SIGUSR1 takes its brokers down, SIGUSR2 up again.
 
     local K = require("spec.helpers.kafka")
-    local broker = K.start_broker()                  -- broker.brokers: "127.0.0.1:port"
-    local topic = K.topic(broker, "words", 3)        -- a new topic with 3 partitions
+    local broker = K.start_broker{"words:3"}         -- broker.brokers: "127.0.0.1:port"; its topics
+    local topic = K.topic(broker, "words", 3)        -- "words", checked to have 3 partitions
     K.produce(broker.brokers, topic, {{"k", "v"}, {"k2", "v2", 1}}) -- {key, value[, partition]}; flushed
     local msgs = K.read(broker.brokers, topic)       -- every message: {partition, offset, key, value}
     broker:down() broker:up()                        -- SIGUSR1 / SIGUSR2
@@ -91,12 +91,14 @@ function Broker:stop()
     os.execute("rm -rf '" .. self.dir .. "'")
 end
 
-local made = 0
---- A new topic named prefix-<n> with `partitions` partitions; returns its name.
-function K.topic(broker, prefix, partitions)
-    made = made + 1
-    local name = string.format("%s-%d-%d", prefix, made, math.floor(crash.now() * 1000) % 1000000)
-    assert(core.kafka_create_topic(broker.brokers, name, partitions or 1, {}, K.CLIENT_OPTIONS))
+--- The topic named `name` of the broker (made at start: the mock cluster
+--- has no CreateTopics); checks it has `partitions` partitions.
+function K.topic(broker, name, partitions)
+    local c = assert(core.kafka_consumer{brokers = broker.brokers, options = K.CLIENT_OPTIONS})
+    local n, err = c:partitions(name)
+    c:close()
+    assert(n == (partitions or n), string.format("topic %s: %s partitions, not %s (%s)", name, tostring(n),
+        tostring(partitions), tostring(err)))
     return name
 end
 

@@ -7,6 +7,13 @@ local wait = require("spec.helpers.wait")
 
 local OPTS = K.CLIENT_OPTIONS
 
+-- The words of a line, as an array.
+local function split(line)
+    local out = {}
+    for w in line:gmatch("%S+") do out[#out + 1] = w end
+    return out
+end
+
 -- A system-clock context with a listener recording receiver errors and
 -- completed batches.
 local function context(batch)
@@ -38,7 +45,7 @@ describe("kafkaStream", function()
     local broker
 
     setup(function()
-        broker = K.start_broker()
+        broker = K.start_broker{"words:3", "ranges:3", "starting:2", "capped:2", "grouped:2", "pressed:2"}
     end)
 
     teardown(function()
@@ -64,7 +71,7 @@ describe("kafkaStream", function()
         local counts, total = {}, 0
         ssc:kafkaStream{brokers = broker.brokers, topics = {topic}, startingOffsets = "earliest", options = OPTS}
             :values()
-            :flatMap(function(line) return line:gmatch("%S+") end)
+            :flatMap(split)
             :countByValue()
             :foreachRDD(function(rdd)
                 rdd:foreach(function(w, n)
@@ -166,6 +173,62 @@ describe("kafkaStream", function()
         assert.is_true(full >= 6, "batches at the cap: " .. full)
     end)
 
+    it("with a groupId, reads the partitions the group assigns and commits its offsets after each batch",
+        function()
+        local topic = K.topic(broker, "grouped", 2)
+        local group = {groupId = "spec-group", startingOffsets = "earliest", brokers = broker.brokers,
+            topics = {topic}, options = {["session.timeout.ms"] = "6000", ["max.poll.interval.ms"] = "10000",
+            ["heartbeat.interval.ms"] = "500", ["socket.timeout.ms"] = "5000"}}
+        local records = {}
+        for i = 1, 40 do records[i] = {"k" .. i, "v" .. i, i % 2} end
+        K.produce(broker.brokers, topic, records)
+        local ssc = context()
+        local got = gather(ssc:kafkaStream(group))
+        ssc:start()
+        assert.is_true(wait.until_done(ssc, function() return got.n >= 40 end, 30), "read " .. got.n)
+        ssc:stop()
+        assert.are.equal(40, got.n)
+        -- A new member of the group starts at the committed offsets, not at the earliest.
+        K.produce(broker.brokers, topic, {{"new", "late1", 0}, {"new", "late2", 1}})
+        local ssc2 = context()
+        local got2 = gather(ssc2:kafkaStream(group))
+        ssc2:start()
+        wait.until_done(ssc2, function() return got2.n >= 2 end, 30)
+        local batches = #got2.ranges + 3
+        wait.until_done(ssc2, function() return #got2.ranges >= batches end, 10)
+        ssc2:stop()
+        local values = {}
+        for i, r in ipairs(got2.records) do values[i] = r[2] end
+        table.sort(values)
+        assert.are.same({"late1", "late2"}, values)
+    end)
+
+    it("with backpressure, starts at initialRate split over the partitions", function()
+        local topic = K.topic(broker, "pressed", 2)
+        local records = {}
+        for i = 1, 100 do records[i] = {"k", "v" .. i, i % 2} end
+        K.produce(broker.brokers, topic, records)
+        local ssc = dstream.StreamingContext{batchInterval = 0.1, backpressure = true, initialRate = 100}
+        local rates = {}
+        ssc:addStreamingListener{onBatchCompleted = function(info) rates[#rates + 1] = info.receiverRates end}
+        local got = gather(ssc:kafkaStream{brokers = broker.brokers, topics = {topic}, startingOffsets = "earliest",
+            options = OPTS})
+        ssc:start()
+        wait.until_done(ssc, function() return got.n >= 100 end, 30)
+        ssc:stop()
+        assert.are.equal(100, got.n)
+        -- the first batch that took records took at most 100/s x 0.1 s
+        for _, ranges in ipairs(got.ranges) do
+            local n = 0
+            for _, r in ipairs(ranges) do n = n + r.untilOffset - r.fromOffset end
+            if n > 0 then
+                assert.is_true(n <= 10, "the first batch took " .. n)
+                break
+            end
+        end
+        assert.are.equal(100, rates[1]["kafkaStream(" .. topic .. ")"])
+    end)
+
     it("refuses bad arguments with errors that say what is wrong", function()
         local ssc = dstream.StreamingContext{batchInterval = 1, clock = "manual"}
         local cases = {
@@ -223,10 +286,10 @@ describe("kafkaStream", function()
 
     it("keeps running while the broker is down, reports it, and resumes without losing or repeating a record",
         function()
-        local down = K.start_broker()
+        local down = K.start_broker{"outage:2"}
         local topic = K.topic(down, "outage", 2)
         local ok, err = pcall(function()
-            local producer = assert(dstream.core.kafka_producer{brokers = down.brokers, options = OPTS})
+            local producer = assert(require("dstream.core").kafka_producer{brokers = down.brokers, options = OPTS})
             local function batch(from, to)
                 local out = {}
                 for i = from, to do out[#out + 1] = {"k" .. i % 5, tostring(i)} end
@@ -267,7 +330,7 @@ describe("saveToKafka", function()
     local broker
 
     setup(function()
-        broker = K.start_broker()
+        broker = K.start_broker{"out:2", "values:1", "rt-in:3", "rt-out:1", "never:1"}
     end)
 
     teardown(function()
@@ -279,7 +342,7 @@ describe("saveToKafka", function()
         local values_out = K.topic(broker, "values", 1)
         local ssc = dstream.StreamingContext{batchInterval = 1, clock = "manual"}
         local q = ssc:queueStream({{"a b a", "c"}, {}, {"b 12"}})
-        local counts = q:flatMap(function(l) return l:gmatch("%S+") end):countByValue()
+        local counts = q:flatMap(split):countByValue()
         counts:saveToKafka{brokers = broker.brokers, topic = out, options = OPTS}
         q:map(function(l) return #l end):saveToKafka{brokers = broker.brokers, topic = values_out, options = OPTS}
         ssc:start()
@@ -317,7 +380,7 @@ describe("saveToKafka", function()
     end)
 
     it("fails the batch with an error naming the topic when a delivery fails", function()
-        local down = K.start_broker()
+        local down = K.start_broker{"lost:1"}
         local topic = K.topic(down, "lost", 1)
         down:down()
         local ssc = dstream.StreamingContext{batchInterval = 1, clock = "manual"}
