@@ -33,6 +33,7 @@
 --- what they held is in the changelog up to the last completed batch.
 local core = require "dstream.core"
 local Context = require "dstream.context"
+local srcparts = require "dstream.srcparts"
 
 local changelog = {}
 
@@ -140,6 +141,12 @@ local function downstream_of(s, src)
     return false
 end
 
+-- r, kept by source partition when it has srcparts.
+local function mark(r)
+    if r ~= nil and r.srcparts ~= nil then srcparts.set(r, r.srcparts) end
+    return r
+end
+
 -- The changelogs of ctx's stateful streams downstream of kafkaStream
 -- `source` (made, with their topics, on the first call): array of
 -- {stream, source, src (the kafka source object), topic}.
@@ -148,6 +155,12 @@ local function changelogs_of(ctx, source)
     local made = ctx._changelogs[source]
     if made then return made end
     local src = source.kafka_source
+    -- A grouped source's batches are kept by partition (srcparts.lua):
+    -- its shuffles and state run per input partition, so that the state
+    -- can move with its partition.
+    local take, replay = source.take, source._ckpt_replay
+    source.take = function(...) return mark(take(...)) end
+    if replay then source._ckpt_replay = function(...) return mark(replay(...)) end end
     made = {}
     for _, s in ipairs(ctx.streams) do
         if s.stateful and s ~= source and downstream_of(s, source) then

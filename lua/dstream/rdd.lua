@@ -47,7 +47,7 @@ end
 -- sp: the new RDD's srcparts (srcparts.lua), nil when it has none.
 local function derive(self, n, a, b, ends, sp)
     local r = RDD.new(n, a, b, ends, self.time, self._id)
-    r.srcparts = sp
+    srcparts.set(r, sp)
     return r
 end
 
@@ -172,7 +172,7 @@ function RDD.concat(rdds, time, id)
     end
     if #ends == 0 then ends[1] = 0 end
     local r = RDD.new(n, a, b, ends, time, id)
-    r.srcparts = srcparts.concat(rdds)
+    srcparts.set(r, srcparts.concat(rdds))
     return r
 end
 

@@ -19,11 +19,23 @@
 --- one copy of the batch per shuffle, and only with srcparts.
 local srcparts = {}
 
---- r's srcparts when it names the source of each of r's partitions, else nil.
+--- r's srcparts when r is kept by source partition (r.by_partition: a
+--- grouped kafkaStream's batches, and what narrow stages, shuffles and
+--- state make of them) and they name the source of each of r's
+--- partitions, else nil. A kafkaStream without a group gives srcparts too,
+--- but its batches are one whole: their shuffles bring keys together
+--- across partitions, as Spark's do.
 function srcparts.of(r)
     local sp = r.srcparts
-    if sp ~= nil and #sp == #r.ends and #sp > 0 then return sp end
+    if sp ~= nil and r.by_partition and #sp == #r.ends and #sp > 0 then return sp end
     return nil
+end
+
+--- Mark r as kept by source partition with srcparts sp (nil: not).
+function srcparts.set(r, sp)
+    r.srcparts = sp
+    r.by_partition = sp ~= nil or nil
+    return r
 end
 
 --- The source partitions of r in first-seen order, and for each the

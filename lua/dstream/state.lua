@@ -240,7 +240,7 @@ local function jobs_rdd(s, t, jobs, with_sp, m, a, b, ends)
     if with_sp then
         local sp = {}
         for i = 1, #jobs do sp[i] = jobs[i].tp end
-        out.srcparts = sp
+        srcparts.set(out, sp)
     end
     return out
 end

@@ -152,7 +152,7 @@ local function compute_stage(s, st, t)
     if not st.tail then
         local m, a, b, ends = run(src.n, src.a, src.b, src.ends)
         local r = RDD.new(m, a, b, ends, t, s:_rdd_id(t))
-        r.srcparts = srcparts.of(src) -- the loop keeps the partitions
+        srcparts.set(r, srcparts.of(src)) -- the loop keeps the partitions
         return r
     end
     if srcparts.of(src) then -- one reducer per source partition
@@ -162,7 +162,7 @@ local function compute_stage(s, st, t)
             return finish(1)
         end)
         local r = RDD.new(m, ks, vs, ends, t, s:_rdd_id(t))
-        r.srcparts = sp
+        srcparts.set(r, sp)
         return r
     end
     local by_key, add, finish = shuffle.reducer("reduceByKey", s.f)
@@ -293,7 +293,7 @@ function DStream:countByValue(numPartitions)
             m, ks, vs, ends = count("countByValue", r.n, r.a, r.ends)
         end
         local out = RDD.new(m, ks, vs, ends, t, s:_rdd_id(t))
-        out.srcparts = sp
+        srcparts.set(out, sp)
         return out
     end)
 end
@@ -308,7 +308,7 @@ function DStream:transform(fn)
         end
         -- The records of the RDD fn returned, with this stream's id and time.
         local made = RDD.new(out.n, out.a, out.b, out.ends, t, s:_rdd_id(t))
-        made.srcparts = srcparts.of(out)
+        srcparts.set(made, srcparts.of(out))
         return made
     end)
 end

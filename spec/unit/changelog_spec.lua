@@ -23,7 +23,7 @@ local function kafka_rdd(parts)
         ends[j], sp[j] = n, part[1]
     end
     local r = RDD.new(n, a, b, ends)
-    r.srcparts = sp
+    r.srcparts, r.by_partition = sp, true
     return r
 end
 

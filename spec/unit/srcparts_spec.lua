@@ -23,7 +23,7 @@ local function kafka_rdd(parts)
         ends[j], sp[j] = n, part[1]
     end
     local r = RDD.new(n, a, b, ends)
-    r.srcparts = sp
+    r.srcparts, r.by_partition = sp, true
     return r
 end
 
@@ -135,6 +135,14 @@ describe("source partitions", function()
         ssc:advance(1)
         assert.are.same({"t/0", "t/1"}, got[1].srcparts)
         assert.are.same({["t/0"] = {"a=3"}, ["t/1"] = {"b=1"}}, got[1].parts)
+    end)
+
+    it("are only descriptive on a kafkaStream's batch without a group: keys meet across partitions", function()
+        local r = RDD.new(3, {"to", "be", "to"}, {1, 1, 1}, {2, 3})
+        r.srcparts = {"t/0", "t/1"} -- as a kafkaStream without groupId gives them
+        local red = r:reduceByKey(function(x, y) return x + y end)
+        assert.are.same({{"to", 2}, {"be", 1}}, red:collect())
+        assert.is_nil(red.srcparts)
     end)
 
     it("change nothing for RDDs without them, and are dropped by repartition", function()
