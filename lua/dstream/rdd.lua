@@ -8,6 +8,7 @@ local stage = require "dstream.stage"
 local shuffle = require "dstream.shuffle"
 local format = require "dstream.format"
 local util = require "dstream.util"
+local srcparts = require "dstream.srcparts"
 
 local RDD = {}
 RDD.__index = RDD
@@ -43,8 +44,23 @@ local function check_pairs(self, op)
     end
 end
 
-local function derive(self, n, a, b, ends)
-    return RDD.new(n, a, b, ends, self.time, self._id)
+-- sp: the new RDD's srcparts (srcparts.lua), nil when it has none.
+local function derive(self, n, a, b, ends, sp)
+    local r = RDD.new(n, a, b, ends, self.time, self._id)
+    srcparts.set(r, sp)
+    return r
+end
+
+-- A new RDD with self's partitions, so with its source partitions.
+local function keep(self, n, a, b, ends)
+    return derive(self, n, a, b, ends, srcparts.of(self))
+end
+
+-- The result of fn(n, a, b, ends) -> m, oa, ob, oends over self: per source
+-- partition when self has srcparts (numPartitions then does not apply).
+local function keyed(self, fn)
+    if srcparts.of(self) then return derive(self, srcparts.per_source(self, fn)) end
+    return derive(self, fn(self.n, self.a, self.b, self.ends))
 end
 
 local function narrow(kind)
@@ -53,7 +69,8 @@ local function narrow(kind)
         local shape = self.pairs and "p" or "v"
         if not stage.out_shape(kind, shape) then check_pairs(self, kind) end
         local run = stage.single(kind, shape)
-        return derive(self, run(f, self.n, self.a, self.b, self.ends))
+        local m, a, b, ends = run(f, self.n, self.a, self.b, self.ends)
+        return keep(self, m, a, b, ends)
     end
 end
 
@@ -69,26 +86,30 @@ RDD.flatMapValues = narrow("flatMapValues")
 --- The keys of a pair RDD.
 function RDD:keys()
     check_pairs(self, "keys")
-    return derive(self, self.n, self.a, nil, self.ends)
+    return keep(self, self.n, self.a, nil, self.ends)
 end
 
 --- The values of a pair RDD.
 function RDD:values()
     check_pairs(self, "values")
-    return derive(self, self.n, self.b, nil, self.ends)
+    return keep(self, self.n, self.b, nil, self.ends)
 end
 
 --- Per-key reduction with f(v1, v2).
 function RDD:reduceByKey(f, numPartitions)
     util.check_function("reduceByKey", 1, "f", f)
     check_pairs(self, "reduceByKey")
-    return derive(self, shuffle.reduce_by_key("reduceByKey", self.n, self.a, self.b, self.ends, f, numPartitions))
+    return keyed(self, function(n, a, b, ends)
+        return shuffle.reduce_by_key("reduceByKey", n, a, b, ends, f, numPartitions)
+    end)
 end
 
 --- Values of each key as an array, in arrival order.
 function RDD:groupByKey(numPartitions)
     check_pairs(self, "groupByKey")
-    return derive(self, shuffle.group_by_key("groupByKey", self.n, self.a, self.b, self.ends, numPartitions))
+    return keyed(self, function(n, a, b, ends)
+        return shuffle.group_by_key("groupByKey", n, a, b, ends, numPartitions)
+    end)
 end
 
 --- Spark's combineByKey: per partition, then across partitions.
@@ -97,8 +118,9 @@ function RDD:combineByKey(create, mergeValue, mergeCombiners, numPartitions)
     util.check_function("combineByKey", 2, "mergeValue", mergeValue)
     util.check_function("combineByKey", 3, "mergeCombiners", mergeCombiners)
     check_pairs(self, "combineByKey")
-    return derive(self, shuffle.combine_by_key("combineByKey", self.n, self.a, self.b, self.ends,
-        create, mergeValue, mergeCombiners, numPartitions))
+    return keyed(self, function(n, a, b, ends)
+        return shuffle.combine_by_key("combineByKey", n, a, b, ends, create, mergeValue, mergeCombiners, numPartitions)
+    end)
 end
 
 local function joiner(name, kind)
@@ -149,7 +171,9 @@ function RDD.concat(rdds, time, id)
         n = n + r.n
     end
     if #ends == 0 then ends[1] = 0 end
-    return RDD.new(n, a, b, ends, time, id)
+    local r = RDD.new(n, a, b, ends, time, id)
+    srcparts.set(r, srcparts.concat(rdds))
+    return r
 end
 
 --- Distinct records (pairs: distinct (k, v)).
@@ -194,7 +218,7 @@ function RDD:glom()
         local hi = self.ends[p]
         out[p], ends[p], lo = partition_array(self, lo, hi), p, hi + 1
     end
-    return derive(self, #out, out, nil, ends)
+    return keep(self, #out, out, nil, ends)
 end
 
 --- f(array) per partition returns that partition's new records.
@@ -210,7 +234,7 @@ function RDD:mapPartitions(f)
         for i = 1, #out do n = n + 1; a[n] = out[i] end
         ends[p], lo = n, hi + 1
     end
-    return derive(self, n, a, nil, ends)
+    return keep(self, n, a, nil, ends)
 end
 
 --- Number of records.

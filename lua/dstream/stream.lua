@@ -15,6 +15,7 @@ local planner = require "dstream.planner"
 local RDD = require "dstream.rdd"
 local util = require "dstream.util"
 local shuffle = require "dstream.shuffle"
+local srcparts = require "dstream.srcparts"
 
 local DStream = {}
 DStream.__index = DStream
@@ -150,7 +151,19 @@ local function compute_stage(s, st, t)
     local run = planner.run(st, src.pairs and "p" or "v")
     if not st.tail then
         local m, a, b, ends = run(src.n, src.a, src.b, src.ends)
-        return RDD.new(m, a, b, ends, t, s:_rdd_id(t))
+        local r = RDD.new(m, a, b, ends, t, s:_rdd_id(t))
+        srcparts.set(r, srcparts.of(src)) -- the loop keeps the partitions
+        return r
+    end
+    if srcparts.of(src) then -- one reducer per source partition
+        local m, ks, vs, ends, sp = srcparts.per_source(src, function(n, a, b, e)
+            local by_key, add, finish = shuffle.reducer("reduceByKey", s.f)
+            run(n, a, b, e, by_key, add)
+            return finish(1)
+        end)
+        local r = RDD.new(m, ks, vs, ends, t, s:_rdd_id(t))
+        srcparts.set(r, sp)
+        return r
     end
     -- The reducer's hash tables live as long as the stage record (see shuffle.reducer).
     st.scratch = st.scratch or {by_key = {}}
@@ -271,13 +284,21 @@ function DStream:countByValue(numPartitions)
     return per_batch(self, "countByValue", true, function(s, r, t)
         -- flatMap(dstream.words) right before counted its words in C (planner.counts_words).
         if planner.counts_words(s.parents[1]) then return RDD.new(r.n, r.a, r.b, {r.n}, t, s:_rdd_id(t)) end
-        local m, ks, vs, ends
-        if r.pairs then
-            m, ks, vs, ends = shuffle.count_by_value_pairs("countByValue", r.n, r.a, r.b, r.ends)
+        local count = r.pairs and shuffle.count_by_value_pairs or shuffle.count_by_value
+        local m, ks, vs, ends, sp
+        if srcparts.of(r) then
+            m, ks, vs, ends, sp = srcparts.per_source(r, function(n, a, b, e)
+                if b then return count("countByValue", n, a, b, e) end
+                return count("countByValue", n, a, e)
+            end)
+        elseif r.pairs then
+            m, ks, vs, ends = count("countByValue", r.n, r.a, r.b, r.ends)
         else
-            m, ks, vs, ends = shuffle.count_by_value("countByValue", r.n, r.a, r.ends)
+            m, ks, vs, ends = count("countByValue", r.n, r.a, r.ends)
         end
-        return RDD.new(m, ks, vs, ends, t, s:_rdd_id(t))
+        local out = RDD.new(m, ks, vs, ends, t, s:_rdd_id(t))
+        srcparts.set(out, sp)
+        return out
     end)
 end
 
@@ -290,7 +311,9 @@ function DStream:transform(fn)
             stage.fail("function must return an RDD, got " .. type(out))
         end
         -- The records of the RDD fn returned, with this stream's id and time.
-        return RDD.new(out.n, out.a, out.b, out.ends, t, s:_rdd_id(t))
+        local made = RDD.new(out.n, out.a, out.b, out.ends, t, s:_rdd_id(t))
+        srcparts.set(made, srcparts.of(out))
+        return made
     end)
 end
 
