@@ -151,20 +151,13 @@ static int socket_start(lua_State *L) {
   return 1;
 }
 
-/* socket:take() -> array of lines received since the last take, n, ends,
- * first_seq, last_seq: ends says where each block (one per block interval
- * with lines) ends in the array, {0} when there are none; the batch keeps
- * each block as a partition. The seqs are the WAL's of the first and last
- * block taken, nil without a WAL or a block. */
-static int socket_take(lua_State *L) {
-  lds_socket_t *u = lds_check_socket(L, 1);
-  ds_block_t **box = lds_chain_new(L); /* Lua owns the chain from here */
-  size_t n, end = 0;
-  uint64_t first, last;
+/* Push the ends of the chain's blocks with records ({0} for none): where
+ * each partition of the batch ends; returns the number of records. */
+static size_t push_block_ends(lua_State *L, const ds_block_t *chain) {
+  size_t end = 0;
   int nblocks = 0;
-  *box = ds_socket_take_seqs(u->s, &first, &last);
   lua_newtable(L);
-  for (const ds_block_t *b = *box; b != NULL; b = b->next) {
+  for (const ds_block_t *b = chain; b != NULL; b = b->next) {
     if (b->count == 0)
       continue;
     end += b->count;
@@ -175,11 +168,11 @@ static int socket_take(lua_State *L) {
     lua_pushnumber(L, 0);
     lua_rawseti(L, -2, 1);
   }
-  lua_insert(L, -2); /* ends, box */
-  n = lds_push_blocks(L);
-  lua_pushnumber(L, (lua_Number)n);
-  lua_pushvalue(L, -3);
-  lua_remove(L, -4);
+  return end;
+}
+
+/* Push the WAL seqs of a take's first and last block, nil, nil for none. */
+static int push_seqs(lua_State *L, uint64_t first, uint64_t last) {
   if (first == 0) {
     lua_pushnil(L);
     lua_pushnil(L);
@@ -187,6 +180,27 @@ static int socket_take(lua_State *L) {
     lua_pushnumber(L, (lua_Number)first);
     lua_pushnumber(L, (lua_Number)last);
   }
+  return 2;
+}
+
+/* socket:take() -> array of lines received since the last take, n, ends,
+ * first_seq, last_seq: ends says where each block (one per block interval
+ * with lines) ends in the array, {0} when there are none; the batch keeps
+ * each block as a partition. The seqs are the WAL's of the first and last
+ * block taken, nil without a WAL or a block. */
+static int socket_take(lua_State *L) {
+  lds_socket_t *u = lds_check_socket(L, 1);
+  ds_block_t **box = lds_chain_new(L); /* Lua owns the chain from here */
+  size_t n;
+  uint64_t first, last;
+  *box = ds_socket_take_seqs(u->s, &first, &last);
+  push_block_ends(L, *box);
+  lua_insert(L, -2); /* ends, box */
+  n = lds_push_blocks(L);
+  lua_pushnumber(L, (lua_Number)n);
+  lua_pushvalue(L, -3);
+  lua_remove(L, -4);
+  push_seqs(L, first, last);
   return 5;
 }
 
@@ -196,31 +210,12 @@ static int socket_take(lua_State *L) {
 static int socket_take_blocks(lua_State *L) {
   lds_socket_t *u = lds_check_socket(L, 1);
   ds_block_t **box = lds_chain_new(L); /* Lua owns the chain from here */
-  size_t end = 0;
   uint64_t first, last;
-  int nblocks = 0;
   *box = ds_socket_take_seqs(u->s, &first, &last);
-  lua_newtable(L);
-  for (const ds_block_t *b = *box; b != NULL; b = b->next) {
-    if (b->count == 0)
-      continue;
-    end += b->count;
-    lua_pushnumber(L, (lua_Number)end);
-    lua_rawseti(L, -2, ++nblocks);
-  }
-  if (nblocks == 0) {
-    lua_pushnumber(L, 0);
-    lua_rawseti(L, -2, 1);
-  }
+  size_t end = push_block_ends(L, *box);
   lua_pushnumber(L, (lua_Number)end);
   lua_insert(L, -2); /* box, n, ends */
-  if (first == 0) {
-    lua_pushnil(L);
-    lua_pushnil(L);
-  } else {
-    lua_pushnumber(L, (lua_Number)first);
-    lua_pushnumber(L, (lua_Number)last);
-  }
+  push_seqs(L, first, last);
   return 5;
 }
 
